@@ -49,9 +49,15 @@ mkdir -p .cache
 req_hash=$(cat requirements/*.txt | sha256sum | cut -c1-16)
 stamp=.cache/venv.$req_hash
 if [ ! -f "$stamp" ] || [ ! -x .venv/bin/python ]; then
-    log "creating .venv with $PY"
-    rm -rf .venv .cache/venv.*
-    "$PY" -m venv .venv
+    # A changed requirements file is installed over the existing venv (other shells may
+    # be using it); only a missing or wrong-version venv is made anew.
+    if ! .venv/bin/python -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1; then
+        log "creating .venv with $PY"
+        rm -rf .venv
+        "$PY" -m venv .venv
+    fi
+    log "installing requirements/test.txt into .venv"
+    rm -f .cache/venv.*
     .venv/bin/python -m pip install --quiet --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
     .venv/bin/python -m pip install --quiet -r requirements/test.txt 2>&1 | grep -v '^WARNING: Location' || true
     .venv/bin/python -c 'import ansible, openstack, magnumclient, heatclient, kubernetes, kmock, molecule' \
