@@ -71,24 +71,29 @@ suite_units() {
     return "$rc"
 }
 
-run_pytest() { # name, dirs...
-    local name=$1
-    shift
-    local present=()
-    for d in "$@"; do
-        compgen -G "$d/test_*.py" >/dev/null && present+=("$d")
-    done
-    if [ ${#present[@]} -eq 0 ]; then
-        echo "$name: no tests in $*"
+run_pytest() { # name, dir, pytest options...
+    local name=$1 dir=$2
+    shift 2
+    if ! compgen -G "$dir/test_*.py" >/dev/null; then
+        echo "$name: no tests in $dir"
         return 0
     fi
-    local plugin=()
-    [ -f testworld/pytest_plugin.py ] && plugin=(-p testworld.pytest_plugin)
-    pytest "${plugin[@]}" -q -ra --junitxml="$results/$name.xml" "${present[@]}"
+    pytest -p testworld.pytest_plugin -q -ra --durations=10 --junitxml="$results/$name.xml" "$@" "$dir"
 }
 
-suite_testworld() { run_pytest testworld tests/testworld; }
-suite_integration() { run_pytest integration tests/integration; }
+suite_testworld() { run_pytest testworld tests/testworld -n 2; }
+# The integration tests mostly wait on simulated clouds, so more workers than cores pay off.
+suite_integration() { run_pytest integration tests/integration -n 4; }
+suite_reliability() { run_pytest reliability tests/reliability -n 2; }
+
+# The second tier: a real Keystone and a real Heat (installed by their setup script, cached
+# in .cache/realservices) behind the simulated Nova, Neutron, Glance and Magnum. The Magnum
+# and discovery suites are the ones whose behaviour depends on Keystone and Heat.
+suite_realservices() {
+    bash testworld/realservices/setup.sh || return 1
+    run_pytest realservices tests/integration -p testworld.realservices.pytest_plugin \
+        -k "magnum or discovery or inventory"
+}
 suite_packaging() { run_pytest packaging tests/packaging; }
 
 suite_lint() {
@@ -100,8 +105,16 @@ suite_lint() {
         return 0
     fi
     ansible-lint --profile production --offline "${targets[@]}"
+    record lint ansible-lint-production $?
 }
 
+# A check that is not a pytest run counts as one test case in the closing line.
+record() { # suite case status
+    JUNIT_DIR="$results" python3 tools/junit_summary.py --record "$1" "$2" "$3"
+    return "$3"
+}
+
+# The scenarios share one test world, started once: each one's cleanup tears down what it made.
 suite_molecule() {
     local scenarios=()
     for d in molecule/*/molecule.yml; do
@@ -111,14 +124,26 @@ suite_molecule() {
         echo "molecule: no scenarios yet"
         return 0
     fi
-    local rc=0 s
-    for s in "${scenarios[@]}"; do
-        molecule test -s "$s" || rc=1
-    done
+    local env_file rc=0 s
+    env_file=$(bash tools/testworld.sh start molecule testworld/scenarios/default.yml testworld/scenarios/kube-demo.yml) || return 1
+    (
+        # shellcheck disable=SC1090  # written by tools/testworld.sh
+        . "$env_file"
+        for s in "${scenarios[@]}"; do
+            molecule test -s "$s"
+            record molecule "$s" $? || rc=1
+        done
+        exit "$rc"
+    )
+    rc=$?
+    bash tools/testworld.sh stop molecule
     return "$rc"
 }
 
-suite_changelog() { antsibull-changelog lint; }
+suite_changelog() {
+    antsibull-changelog lint
+    record changelog antsibull-changelog-lint $?
+}
 
 # Runs suites one after another, each into its own log; records each exit status.
 lane() {
@@ -131,11 +156,18 @@ lane() {
     done
 }
 
+suites="sanity units changelog lint testworld integration realservices reliability packaging molecule"
 case "${1:-all}" in
-    all)   lanes=("sanity units changelog lint" "testworld integration packaging molecule") ;;
+    all)   lanes=("sanity units changelog lint reliability molecule" "testworld integration realservices packaging") ;;
     quick) lanes=("units" "testworld integration") ;;
-    sanity|units|testworld|integration|packaging|lint|molecule|changelog) lanes=("$1") ;;
-    *) echo "usage: tools/test.sh all|quick|sanity|units|testworld|integration|packaging|lint|molecule|changelog" >&2; exit 2 ;;
+    *)
+        if [[ " $suites " == *" $1 "* ]]; then
+            lanes=("$1")
+        else
+            echo "usage: tools/test.sh all|quick|${suites// /|}" >&2
+            exit 2
+        fi
+        ;;
 esac
 
 pids=()

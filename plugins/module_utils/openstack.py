@@ -1,0 +1,669 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Base of the hpcops.coe OpenStack modules.
+
+Builds on openstack.cloud's OpenStackModule so every module takes exactly its
+auth options and clouds.yaml handling, and adds what the Magnum modules need:
+python-magnumclient and python-heatclient on the SDK's keystoneauth session
+(with Magnum microversion pinning and fallback), one retry policy, one error
+formatter, deadline bookkeeping for waits, and name-or-id resolution of
+Nova/Glance/Neutron objects that lists the valid choices when it fails.
+"""
+
+import random
+import re
+import time
+import traceback
+
+from ansible.module_utils.basic import missing_required_lib
+
+from ansible_collections.openstack.cloud.plugins.module_utils.openstack import (
+    OpenStackModule,
+    openstack_full_argument_spec,
+)
+from ansible_collections.hpcops.coe.plugins.module_utils import magnum as mg
+from ansible_collections.hpcops.coe.plugins.module_utils.waiting import (
+    ProgressLog,
+    WaitFailed,
+    WaitTimeout,
+    wait_for,
+)
+
+try:
+    from magnumclient import client as magnum_client
+    from magnumclient import exceptions as magnum_exc
+    HAS_MAGNUMCLIENT = True
+    MAGNUMCLIENT_IMPORT_ERROR = None
+except ImportError:
+    magnum_client = None
+    magnum_exc = None
+    HAS_MAGNUMCLIENT = False
+    MAGNUMCLIENT_IMPORT_ERROR = traceback.format_exc()
+
+try:
+    from heatclient import client as heat_client
+    HAS_HEATCLIENT = True
+    HEATCLIENT_IMPORT_ERROR = None
+except ImportError:
+    heat_client = None
+    HAS_HEATCLIENT = False
+    HEATCLIENT_IMPORT_ERROR = traceback.format_exc()
+
+try:
+    from keystoneauth1 import exceptions as ksa_exc
+    HAS_KEYSTONEAUTH = True
+except ImportError:
+    ksa_exc = None
+    HAS_KEYSTONEAUTH = False
+
+try:
+    from openstack import exceptions as sdk_exc
+    HAS_OPENSTACKSDK = True
+except ImportError:
+    sdk_exc = None
+    HAS_OPENSTACKSDK = False
+
+__all__ = ['CoeOpenStackModule', 'openstack_full_argument_spec', 'retry_call', 'is_transient', 'is_busy_refusal',
+           'http_status', 'describe_error', 'format_error', 'list_all', 'RAISE',
+           'HAS_MAGNUMCLIENT', 'HAS_HEATCLIENT']
+
+MAGNUM_SERVICE_TYPE = 'container-infra'
+HEAT_SERVICE_TYPE = 'orchestration'
+
+
+# --------------------------------------------------------------------------- errors
+
+def http_status(exc):
+    """The HTTP status carried by any client library's exception, or None."""
+    for attr in ('http_status', 'status_code', 'code'):
+        value = getattr(exc, attr, None)
+        if isinstance(value, int) and 100 <= value < 600:
+            return value
+    response = getattr(exc, 'response', None)
+    value = getattr(response, 'status_code', None)
+    if isinstance(value, int):
+        return value
+    return None
+
+
+def request_id(exc):
+    rid = getattr(exc, 'request_id', None)
+    if rid:
+        return rid
+    headers = getattr(getattr(exc, 'response', None), 'headers', None) or {}
+    try:
+        return headers.get('x-openstack-request-id') or headers.get('X-OpenStack-Request-ID')
+    except AttributeError:
+        return None
+
+
+def _clean(text):
+    return ' '.join(str(text).split()) if text else ''
+
+
+def describe_error(exc):
+    """A one-line explanation of a client exception (no 'Cannot ...' prefix)."""
+    status = http_status(exc)
+    if HAS_KEYSTONEAUTH and isinstance(exc, ksa_exc.EndpointNotFound):
+        return 'the service is not in the cloud\'s catalog for this region and interface (%s)' % _clean(exc)
+    if HAS_KEYSTONEAUTH and isinstance(exc, (ksa_exc.ConnectFailure, ksa_exc.ConnectTimeout)):
+        return 'cannot connect to the API endpoint: %s' % _clean(exc)
+    if HAS_KEYSTONEAUTH and isinstance(exc, ksa_exc.Unauthorized):
+        return 'authentication failed (check cloud/auth): %s' % _clean(exc)
+    if isinstance(exc, RuntimeError) and 'endpoint' in str(exc).lower():
+        # magnumclient turns a missing catalog entry into RuntimeError.
+        return 'the container-infra (Magnum) service is not in the cloud\'s catalog: %s' % _clean(exc)
+
+    title = _clean(getattr(exc, 'message', None))
+    details = getattr(exc, 'details', None)
+    if isinstance(details, (dict, list)):
+        details = str(details)
+    details = _clean(details)
+    if details.startswith('{') and title:
+        # magnumclient puts the raw body in details when it found no detail field.
+        details = ''
+    if title and details and (details in title or title in details):
+        text = details if len(details) >= len(title) else title
+    elif title and details:
+        text = '%s: %s' % (title, details)
+    else:
+        text = title or details or _clean(exc) or exc.__class__.__name__
+    # magnumclient appends "(HTTP 409)" to str(exc); keep one status marker.
+    text = text.replace(' (HTTP %s)' % status, '') if status else text
+    extra = []
+    if status:
+        extra.append('HTTP %d' % status)
+    rid = request_id(exc)
+    if rid:
+        extra.append('request %s' % rid)
+    return '%s (%s)' % (text, ', '.join(extra)) if extra else text
+
+
+def format_error(exc, op, obj=None):
+    """'Cannot <op> <obj>: <what the service said> (HTTP n, request id)'."""
+    target = ' %s' % obj if obj else ''
+    return 'Cannot %s%s: %s' % (op, target, describe_error(exc))
+
+
+# --------------------------------------------------------------------------- retries
+
+RETRY_ALWAYS = (409, 429)
+RETRY_IF_IDEMPOTENT = (500, 502, 503, 504)
+
+# Magnum also answers 409 for input it will never accept (NodeGroupInvalidInput,
+# NodeGroupAlreadyExists, several objects with one name, a template in use):
+# retrying those only delays the error.
+PERMANENT_CONFLICT = re.compile(
+    r'already exists|multiple \w+ exist|is invalid|not valid|should be less|referenced|same name', re.I)
+# Magnum refuses actions on a cluster that is mid-operation with 400
+# "Resizing a cluster when status is "UPDATE_IN_PROGRESS" is not supported."
+BUSY_REFUSAL = re.compile(r'when (its )?status is .*not supported', re.I)
+
+
+def error_text(exc):
+    return ' '.join(str(p) for p in (getattr(exc, 'message', None), getattr(exc, 'details', None), exc) if p)
+
+
+def is_busy_refusal(exc):
+    """Magnum refused because the cluster is busy: wait for it to settle, then retry."""
+    return http_status(exc) == 400 and bool(BUSY_REFUSAL.search(error_text(exc)))
+
+
+def is_transient(exc, idempotent=True):
+    """Whether retrying the call that raised `exc` is safe and may succeed.
+
+    409 and 429 mean the server refused the request without applying it (a
+    lock, a short conflict): retryable, unless the conflict is one Magnum
+    never resolves by itself. 5xx may have been applied, so only idempotent
+    calls retry on them. A refused TCP connection never reached the server.
+    """
+    status = http_status(exc)
+    if status == 409 and PERMANENT_CONFLICT.search(error_text(exc)):
+        return False
+    if status in RETRY_ALWAYS:
+        return True
+    if status in RETRY_IF_IDEMPOTENT:
+        return idempotent
+    if HAS_KEYSTONEAUTH:
+        if isinstance(exc, (ksa_exc.ConnectFailure, ksa_exc.ConnectTimeout)):
+            return True
+        if isinstance(exc, ksa_exc.ConnectionError):
+            return idempotent
+    return False
+
+
+def _retry_after(exc):
+    headers = getattr(getattr(exc, 'response', None), 'headers', None) or {}
+    try:
+        value = headers.get('Retry-After') or headers.get('retry-after')
+        return float(value) if value is not None else None
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def retry_call(fn, idempotent=True, attempts=6, deadline=120.0, base_delay=1.0, max_delay=20.0,
+               retry_if=None, on_retry=None, sleep=None, clock=None, rand=None):
+    """Call `fn()`; retry transient failures with exponential backoff and jitter.
+
+    Bounded twice: at most `attempts` calls, and no sleep past `deadline`
+    seconds from the first call (the last error is raised then). The jitter
+    keeps parallel runs (e.g. forks of one play) from retrying in lockstep.
+    """
+    retry_if = retry_if or (lambda e: is_transient(e, idempotent))
+    sleep = sleep or time.sleep
+    clock = clock or time.monotonic
+    rand = rand or random.random
+    start = clock()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - classification is retry_if's job
+            if attempt >= attempts or not retry_if(exc):
+                raise
+            ceiling = min(max_delay, base_delay * (2 ** (attempt - 1)))
+            delay = ceiling / 2.0 + rand() * ceiling / 2.0
+            hinted = _retry_after(exc)
+            if hinted is not None:
+                delay = max(delay, min(hinted, max_delay))
+            remaining = deadline - (clock() - start)
+            if remaining <= delay:
+                raise
+            if on_retry is not None:
+                on_retry(exc, attempt, delay)
+            sleep(delay)
+
+
+# --------------------------------------------------------------------------- listing
+
+def list_all(manager, key, suffix=None, cluster_id=None):
+    """Every item of a Magnum collection, following its 'next' links.
+
+    magnumclient's list() either stops after the first page (no limit) or
+    sends limit=0, which Magnum rejects as "Limit must be positive".
+    """
+    if cluster_id is not None:
+        path = manager._path(cluster_id, id=suffix)
+    else:
+        path = manager._path(suffix)
+    return manager._list_pagination(path, key)
+
+
+# --------------------------------------------------------------------------- module base
+
+class CoeOpenStackModule(OpenStackModule):
+    """OpenStackModule plus Magnum/Heat clients and the helpers above.
+
+    Subclasses set `argument_spec`, `module_kwargs` and implement run(). They
+    may set `magnum_api_version` to the microversion they are written for.
+    """
+
+    # 1.10 covers resize (1.7), upgrade (1.8), nodegroups (1.9) and zero-node
+    # nodegroups (1.10) with the field names every Magnum release returns.
+    magnum_api_version = '1.10'
+    # Clients are needed by every module of this collection that uses Magnum.
+    requires_magnumclient = True
+
+    def __init__(self):
+        self._started = time.monotonic()
+        super(CoeOpenStackModule, self).__init__()
+        if self.requires_magnumclient and not HAS_MAGNUMCLIENT:
+            self.fail_json(msg=missing_required_lib('python-magnumclient'),
+                           exception=MAGNUMCLIENT_IMPORT_ERROR)
+        self._magnum = None
+        self._heat = None
+        self._mv = mg.version_tuple(self.magnum_api_version)
+        self._server_min = None
+        self._server_max = None
+        self._resolved = {}
+        self._templates = {}
+        self.progress_logs = []
+
+    # ---- time
+
+    def remaining(self):
+        """Seconds left of the module's own `timeout` (covers all its waits)."""
+        timeout = self.params.get('timeout') or 0
+        return max(0.0, timeout - (time.monotonic() - self._started))
+
+    # ---- clients
+
+    def _endpoint_args(self, service_type):
+        config = self.conn.config
+        args = {
+            'region_name': config.get_region_name(service_type) or self.params.get('region_name'),
+            'interface': config.get_interface(service_type) or self.params.get('interface') or 'public',
+        }
+        if isinstance(args['interface'], list):
+            args['interface'] = args['interface'][0]
+        override = config.get_endpoint(service_type)
+        if override:
+            args['endpoint_override'] = override
+        return args
+
+    @property
+    def magnum(self):
+        """A python-magnumclient v1 client on the SDK's session, pinned to a microversion."""
+        if self._magnum is None:
+            kwargs = self._endpoint_args(MAGNUM_SERVICE_TYPE)
+            client = magnum_client.Client('1', session=self.conn.session,
+                                          api_version=mg.version_text(self._mv), **kwargs)
+            self._watch_versions(client)
+            self._magnum = client
+        return self._magnum
+
+    @property
+    def heat(self):
+        """A python-heatclient v1 client on the SDK's session (built on first use)."""
+        if self._heat is None:
+            if not HAS_HEATCLIENT:
+                self.fail_json(msg=missing_required_lib('python-heatclient'),
+                               exception=HEATCLIENT_IMPORT_ERROR)
+            kwargs = self._endpoint_args(HEAT_SERVICE_TYPE)
+            self._heat = heat_client.Client('1', session=self.conn.session,
+                                            service_type=HEAT_SERVICE_TYPE, **kwargs)
+        return self._heat
+
+    def _watch_versions(self, client):
+        # Every Magnum response names the microversion range it serves: record
+        # it so a later call can be checked before anything is changed.
+        http = getattr(client, 'http_client', None)
+        original = getattr(http, '_http_request', None)
+        if original is None:
+            return
+
+        def recording(url, method, **kwargs):
+            try:
+                resp = original(url, method, **kwargs)
+            except Exception as exc:
+                self._record_versions(getattr(exc, 'response', None))
+                raise
+            self._record_versions(resp)
+            return resp
+
+        http._http_request = recording
+
+    def _record_versions(self, response):
+        headers = getattr(response, 'headers', None)
+        if not headers:
+            return
+        try:
+            low = headers.get('OpenStack-API-Minimum-Version')
+            high = headers.get('OpenStack-API-Maximum-Version')
+        except AttributeError:
+            return
+        if high:
+            self._server_max = mg.version_tuple(high)
+        if low:
+            self._server_min = mg.version_tuple(low)
+
+    def _set_magnum_version(self, version):
+        self._mv = version
+        if self._magnum is not None:
+            self._magnum.http_client.api_version = mg.version_text(version)
+
+    def magnum_server_versions(self):
+        """(min, max) microversions of the cloud's Magnum; probes once if unknown."""
+        if self._server_max is None:
+            try:
+                self.magnum.http_client.json_request('GET', '/')
+            except Exception:  # noqa: BLE001 - a probe; callers handle None
+                pass
+        return self._server_min, self._server_max
+
+    def require_magnum_version(self, version, op, obj=None):
+        """Fail before any change when the cloud's Magnum is older than `version`."""
+        needed = mg.version_tuple(version)
+        low, high = self.magnum_server_versions()
+        if high is not None and high < needed:
+            self.fail_json(msg=(
+                'Cannot %s%s: this needs Magnum API microversion %s or later, and this cloud\'s '
+                'Magnum serves %s to %s. Nothing was changed.' % (
+                    op, ' %s' % obj if obj else '', mg.version_text(needed),
+                    mg.version_text(low or (1, 1)), mg.version_text(high))))
+        if high is not None and high < self._mv:
+            self._set_magnum_version(high)
+        if needed > self._mv:
+            self._set_magnum_version(needed)
+
+    def magnum_supports(self, version):
+        low, high = self.magnum_server_versions()
+        return high is None or high >= mg.version_tuple(version)
+
+    def magnum_call(self, op, obj, fn, idempotent=True, min_version=None, retry=True,
+                    on_error=None, when_busy=None):
+        """Run `fn(client)` against Magnum with retries, version fallback and clear errors.
+
+        `op`/`obj` name what is being done ('resize', "cluster 'k8s'") for the
+        error message. `on_error(exc)` may return a value to use instead of
+        failing (e.g. None on 404 for a lookup), or RAISE. `when_busy()` is
+        called when Magnum refuses because the cluster is mid-operation; it
+        should wait for the cluster to settle, after which the call is retried.
+        """
+        if min_version is not None:
+            self.require_magnum_version(min_version, op, obj)
+
+        def once():
+            try:
+                return fn(self.magnum)
+            except Exception as exc:
+                if http_status(exc) == 406 and self._fall_back(exc, min_version):
+                    return fn(self.magnum)
+                raise
+
+        def note_retry(exc, attempt, delay):
+            self.debug('%s: %s; retry %d in %.1f s' % (op, describe_error(exc), attempt, delay))
+
+        busy_rounds = 0
+        while True:
+            try:
+                if not retry:
+                    return once()
+                return retry_call(once, idempotent=idempotent,
+                                  deadline=max(5.0, min(300.0, self.remaining())), on_retry=note_retry)
+            except Exception as exc:
+                if (when_busy is not None and is_busy_refusal(exc) and busy_rounds < 20
+                        and self.remaining() > 0):
+                    busy_rounds += 1
+                    self.debug('%s: %s; waiting for the cluster to settle' % (op, describe_error(exc)))
+                    when_busy()
+                    continue
+                if on_error is not None:
+                    handled = on_error(exc)
+                    if handled is not _RAISE:
+                        return handled
+                if http_status(exc) == 406:
+                    self.fail_json(msg=self._version_message(op, obj, exc, min_version))
+                self.fail_json(msg=format_error(exc, op, obj), status_code=http_status(exc))
+
+    def _fall_back(self, exc, min_version):
+        self._record_versions(getattr(exc, 'response', None))
+        high = self._server_max
+        floor = mg.version_tuple(min_version) if min_version else (1, 1)
+        if high is not None and high < self._mv and high >= floor:
+            self._set_magnum_version(high)
+            return True
+        return False
+
+    def _version_message(self, op, obj, exc, min_version):
+        served = ''
+        if self._server_max is not None:
+            served = " This cloud's Magnum serves microversions %s to %s." % (
+                mg.version_text(self._server_min or (1, 1)), mg.version_text(self._server_max))
+        needed = ' It needs %s or later.' % min_version if min_version else ''
+        return ('Cannot %s%s: Magnum refused microversion %s (HTTP 406).%s%s' % (
+            op, ' %s' % obj if obj else '', mg.version_text(self._mv), needed, served))
+
+    # ---- waiting
+
+    def progress(self, what, status_of):
+        log = ProgressLog(what, status_of, log=self._log_progress)
+        self.progress_logs.append(log)
+        return log
+
+    def _log_progress(self, line):
+        self.log(line)
+        self.debug(line)
+
+    def wait_until(self, what, fetch, is_done, is_failed, status_of, timeout=None):
+        """wait_for() bounded by the module's remaining timeout, with a progress log.
+
+        Returns (value, None) on success, or (last value, WaitFailed/WaitTimeout).
+        """
+        log = self.progress(what, status_of)
+        try:
+            result = wait_for(fetch, is_done, is_failed,
+                              timeout=self.remaining() if timeout is None else min(timeout, self.remaining()),
+                              progress=log, what=what)
+            return result.value, None
+        except (WaitFailed, WaitTimeout) as err:
+            return err.last, err
+
+    def waited(self):
+        return [p.as_dict() for p in self.progress_logs]
+
+    # ---- input resolution (Nova, Glance, Neutron)
+
+    def _resolve(self, kind, value, option, find, listing, name_of=None):
+        key = (kind, value)
+        if key in self._resolved:
+            return self._resolved[key]
+        name_of = name_of or (lambda o: getattr(o, 'name', None))
+        try:
+            found = retry_call(lambda: find(value), deadline=60)
+        except Exception as exc:
+            if HAS_OPENSTACKSDK and isinstance(exc, sdk_exc.DuplicateResource):
+                self.fail_json(msg="%s '%s' given in %s is ambiguous: several %ss have that name; "
+                                   "use the ID instead." % (kind, value, option, kind))
+            self.fail_json(msg=format_error(exc, 'look up %s' % kind, "'%s' (option %s)" % (value, option)))
+        if found is None:
+            try:
+                choices = sorted(set(n for n in (name_of(o) for o in listing()) if n))
+            except Exception:  # noqa: BLE001 - the listing only improves the message
+                choices = []
+            shown = ', '.join(choices[:30]) + (' ...' if len(choices) > 30 else '')
+            self.fail_json(msg="%s '%s' given in %s does not exist (as a name or an ID). Valid %ss: %s" % (
+                kind, value, option, kind, shown or 'none visible to this project'))
+        ref = {'given': value, 'id': getattr(found, 'id', None), 'name': name_of(found), 'object': found}
+        self._resolved[key] = ref
+        return ref
+
+    def resolve_flavor(self, value, option='flavor'):
+        compute = self.conn.compute
+        return self._resolve('flavor', value, option,
+                             lambda v: compute.find_flavor(v, ignore_missing=True),
+                             compute.flavors)
+
+    def resolve_image(self, value, option='image'):
+        image = self.conn.image
+        return self._resolve('image', value, option,
+                             lambda v: image.find_image(v, ignore_missing=True),
+                             image.images)
+
+    def resolve_network(self, value, option='network'):
+        network = self.conn.network
+        return self._resolve('network', value, option,
+                             lambda v: network.find_network(v, ignore_missing=True),
+                             network.networks)
+
+    def resolve_subnet(self, value, option='subnet', network_id=None):
+        network = self.conn.network
+        query = {'network_id': network_id} if network_id else {}
+        return self._resolve('subnet', value, option,
+                             lambda v: network.find_subnet(v, ignore_missing=True, **query),
+                             lambda: network.subnets(**query))
+
+    def resolve_keypair(self, value, option='keypair'):
+        compute = self.conn.compute
+        return self._resolve('keypair', value, option,
+                             lambda v: compute.find_keypair(v, ignore_missing=True),
+                             compute.keypairs)
+
+    @staticmethod
+    def spellings(ref):
+        """[given, id, name] of a resolved reference: what an existing object may store."""
+        if ref is None:
+            return None
+        out = []
+        for v in (ref['given'], ref['id'], ref['name']):
+            if v and v not in out:
+                out.append(v)
+        return out
+
+    # ---- Magnum look-ups shared by the modules
+
+    def list_clusters(self, detail=False):
+        return self.magnum_call('list', 'clusters',
+                                lambda c: list_all(c.clusters, 'clusters', 'detail' if detail else None))
+
+    def list_templates(self):
+        return self.magnum_call('list', 'cluster templates',
+                                lambda c: list_all(c.cluster_templates, 'clustertemplates', 'detail'))
+
+    def list_nodegroups(self, cluster_id, missing_ok=False):
+        return self.magnum_call(
+            'list nodegroups of', "cluster '%s'" % cluster_id,
+            lambda c: list_all(c.nodegroups, 'nodegroups', None, cluster_id=cluster_id),
+            min_version=mg.MV_NODEGROUPS,
+            on_error=lambda e: [] if missing_ok and http_status(e) == 404 else _RAISE)
+
+    def get_nodegroup(self, cluster_id, ident, missing_ok=True):
+        """One nodegroup in full (the list view lacks min/max counts, labels and addresses)."""
+        return self.magnum_call('read', "nodegroup '%s' of cluster '%s'" % (ident, cluster_id),
+                                lambda c: c.nodegroups.get(cluster_id, ident),
+                                min_version=mg.MV_NODEGROUPS,
+                                on_error=lambda e: None if missing_ok and http_status(e) == 404 else _RAISE)
+
+    def get_cluster(self, ident, missing_ok=True):
+        """The detailed cluster, or None once it is gone (404)."""
+        return self.magnum_call('read', "cluster '%s'" % ident, lambda c: c.clusters.get(ident),
+                                on_error=lambda e: None if missing_ok and http_status(e) == 404 else _RAISE)
+
+    def get_template(self, ident, missing_ok=True):
+        return self.magnum_call('read', "cluster template '%s'" % ident,
+                                lambda c: c.cluster_templates.get(ident),
+                                on_error=lambda e: None if missing_ok and http_status(e) == 404 else _RAISE)
+
+    def find_template(self, value, option='cluster_template', required=True):
+        """A template by uuid or name, failing on ambiguity and listing valid names."""
+        if value is None:
+            return None
+        if value in self._templates:
+            return self._templates[value]
+        tpl = self._find_template(value, option, required)
+        self._templates[value] = tpl
+        return tpl
+
+    def _find_template(self, value, option, required):
+        if mg.is_uuid(value):
+            tpl = self.get_template(value)
+            if tpl is not None:
+                return tpl
+        templates = self.list_templates()
+        try:
+            tpl = mg.match_name_or_id(templates, value, 'cluster template')
+        except mg.MagnumInputError as err:
+            self.fail_json(msg='%s (option %s)' % (err, option))
+        if tpl is None and required:
+            names = sorted(set(mg.field(t, 'name') for t in templates if mg.field(t, 'name')))
+            self.fail_json(msg="cluster template '%s' given in %s does not exist (as a name or an ID). "
+                               "Valid cluster templates: %s" % (value, option, ', '.join(names) or 'none'))
+        return tpl
+
+    def find_cluster(self, value, option='cluster', required=True):
+        """A cluster (detailed) by uuid or name; ambiguity fails, deleting clusters are skipped."""
+        if mg.is_uuid(value):
+            cluster = self.get_cluster(value)
+            if cluster is not None:
+                return cluster
+        clusters = self.list_clusters()
+        try:
+            match = mg.match_name_or_id(clusters, value, 'cluster',
+                                        exclude=lambda c: mg.is_deleting(mg.field(c, 'status')))
+        except mg.MagnumInputError as err:
+            self.fail_json(msg='%s (option %s)' % (err, option))
+        if match is None:
+            if required:
+                names = sorted(set(mg.field(c, 'name') for c in clusters if mg.field(c, 'name')))
+                self.fail_json(msg="cluster '%s' given in %s does not exist (as a name or an ID). "
+                                   "Existing clusters: %s" % (value, option, ', '.join(names) or 'none'))
+            return None
+        return self.get_cluster(mg.object_id(match))
+
+    # ---- running
+
+    def __call__(self):
+        try:
+            results = self.run()
+            if results and isinstance(results, dict):
+                self.ansible.exit_json(**results)
+        except mg.MagnumInputError as err:
+            self.fail_json(msg=str(err))
+        except Exception as exc:  # noqa: BLE001 - turn any client error into a clear message
+            if http_status(exc) is None and not _is_client_error(exc):
+                raise
+            self.fail_json(msg=format_error(exc, getattr(self, 'current_op', 'run'),
+                                            getattr(self, 'current_obj', None)),
+                           status_code=http_status(exc))
+        self.ansible.exit_json(**self.results)
+
+
+class _Raise(object):
+    def __repr__(self):
+        return '<re-raise>'
+
+
+# on_error handlers return this to say "not handled: fail as usual".
+_RAISE = _Raise()
+RAISE = _RAISE
+
+
+def _is_client_error(exc):
+    if HAS_MAGNUMCLIENT and isinstance(exc, magnum_exc.ClientException):
+        return True
+    if HAS_KEYSTONEAUTH and isinstance(exc, ksa_exc.ClientException):
+        return True
+    if HAS_OPENSTACKSDK and isinstance(exc, sdk_exc.SDKException):
+        return True
+    return False

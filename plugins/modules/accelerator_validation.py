@@ -1,0 +1,333 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: accelerator_validation
+short_description: Check an accelerator on every node with a Job that requests it and runs a command
+version_added: "0.1.0"
+author: "hpcops.coe maintainers (@hpcops)"
+description:
+  - Runs one Job per node that requests the extended resource (for example C(nvidia.com/gpu) or C(rdma/ib))
+    and runs a check command in the given image (for example C(nvidia-smi -L) or C(ibv_devinfo)), waits for all
+    of them, reports the outcome per node and deletes the Jobs and their pods again.
+  - A node passes when its Job completes and, with I(expect_output), the command's output matches. A node fails
+    when the command fails, when the pod cannot be scheduled (the resource is not free), when its image cannot be
+    pulled, or when the Job has not finished within I(wait_timeout); the reason is reported.
+  - By default every node whose allocatable shows at least I(count) of the resource is checked.
+  - The module leaves nothing behind with I(cleanup=true), so it reports no change. In check mode it only lists
+    the nodes it would check.
+extends_documentation_fragment:
+  - kubernetes.core.k8s_auth_options
+options:
+  name:
+    description: Base name of the Jobs (one per node, named C(<name>-<node>)).
+    type: str
+    required: true
+  namespace:
+    description: Namespace of the Jobs.
+    type: str
+    default: default
+  resource:
+    description: Extended resource each Job requests.
+    type: str
+    required: true
+  count:
+    description: How many of the resource each Job requests.
+    type: int
+    default: 1
+  image:
+    description: Image with the check command.
+    type: str
+    required: true
+  command:
+    description: The check command (exec form); a non-zero exit status fails the node.
+    type: list
+    elements: str
+    required: true
+  expect_output:
+    description: A regular expression the command's output must match for the node to pass.
+    type: str
+  nodes:
+    description:
+      - Nodes to check. A listed node that does not advertise the resource fails without a Job.
+      - Defaults to every node whose allocatable shows at least I(count) of I(resource) (and that matches I(node_selector)).
+    type: list
+    elements: str
+  node_selector:
+    description: Only check nodes with these labels (when I(nodes) is not given).
+    type: dict
+  tolerations:
+    description: Tolerations of the Job pods (a toleration for a taint named like I(resource) is always added).
+    type: list
+    elements: dict
+  image_pull_secrets:
+    description: Names of image pull secrets in I(namespace).
+    type: list
+    elements: str
+  service_account:
+    description: Service account of the Job pods.
+    type: str
+  cleanup:
+    description: Delete the Jobs and their pods at the end (also when the check failed).
+    type: bool
+    default: true
+  field_manager:
+    description: Field manager recorded for the Jobs.
+    type: str
+    default: hpcops.coe
+  wait_timeout:
+    description: Seconds the Jobs may take in total (also their C(activeDeadlineSeconds)).
+    type: int
+    default: 300
+  wait_sleep:
+    description: Seconds between two checks while waiting.
+    type: float
+    default: 2.0
+requirements:
+  - python >= 3.9
+  - kubernetes >= 24.2.0
+  - PyYAML >= 3.11
+seealso:
+  - module: hpcops.coe.device_plugin
+'''
+
+EXAMPLES = r'''
+- name: Every GPU node runs nvidia-smi on one of its GPUs
+  hpcops.coe.accelerator_validation:
+    name: gpu-check
+    namespace: hpcops-gpu
+    resource: nvidia.com/gpu
+    image: nvcr.io/nvidia/cuda:12.4.1-base-ubi9
+    command: [nvidia-smi, -L]
+    expect_output: '^GPU 0: '
+
+- name: InfiniBand devices are visible to pods on the listed nodes
+  hpcops.coe.accelerator_validation:
+    name: ib-check
+    namespace: hpcops-network
+    resource: rdma/ib
+    image: registry.example.com/tools/rdma-core:latest
+    command: [ibv_devinfo]
+    nodes: [gpu-1, ib-1]
+'''
+
+RETURN = r'''
+results:
+  description: One entry per node.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {node: gpu-1, passed: true, reason: null, output: "GPU 0: NVIDIA A100 80GB PCIe (UUID: GPU-...)"}
+    - {node: gpu-2, passed: false, reason: "exit code 1", output: "NVIDIA-SMI has failed ..."}
+passed_nodes:
+  description: Nodes that passed.
+  returned: always
+  type: list
+  elements: str
+failed_nodes:
+  description: Nodes that failed (the module then fails).
+  returned: always
+  type: list
+  elements: str
+'''
+
+import hashlib
+import re
+
+from ansible_collections.hpcops.coe.plugins.module_utils.kube import (
+    AUTH_ARG_SPEC, Kube, KubeError, condition, container_problem, name_problem, new_module, selector_matches)
+
+VALIDATION_LABEL = 'hpcops.coe/validation'
+
+
+def job_name(base, node):
+    name = '%s-%s' % (base, node)
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return '%s-%s' % (name[:54].rstrip('-.'), digest)
+
+
+def job_manifest(params, node):
+    labels = {VALIDATION_LABEL: params['name'], 'hpcops.coe/node': node[:63],
+              'app.kubernetes.io/managed-by': 'hpcops.coe'}
+    container = {'name': 'check', 'image': params['image'], 'command': list(params['command']),
+                 'resources': {'limits': {params['resource']: str(params['count'])}}}
+    tolerations = list(params.get('tolerations') or [])
+    tolerations.append({'key': params['resource'], 'operator': 'Exists', 'effect': 'NoSchedule'})
+    pod = {'restartPolicy': 'Never', 'nodeSelector': {'kubernetes.io/hostname': node}, 'containers': [container],
+           'tolerations': tolerations}
+    if params.get('image_pull_secrets'):
+        pod['imagePullSecrets'] = [{'name': n} for n in params['image_pull_secrets']]
+    if params.get('service_account'):
+        pod['serviceAccountName'] = params['service_account']
+    return {'apiVersion': 'batch/v1', 'kind': 'Job',
+            'metadata': {'name': job_name(params['name'], node), 'namespace': params['namespace'], 'labels': labels},
+            'spec': {'backoffLimit': 0, 'activeDeadlineSeconds': max(1, params['wait_timeout']),
+                     'template': {'metadata': {'labels': labels}, 'spec': pod}}}
+
+
+def finished(job):
+    for ctype in ('Complete', 'Failed'):
+        cond = condition(job, ctype)
+        if cond and cond.get('status') == 'True':
+            return ctype
+    return None
+
+
+def targets(params, nodes):
+    """(nodes to run on, {node: reason} for listed nodes that cannot run)."""
+    by_name = dict((n['metadata']['name'], n) for n in nodes)
+
+    def amount(node):
+        try:
+            return int(str(((node.get('status') or {}).get('allocatable') or {}).get(params['resource'], 0)))
+        except ValueError:
+            return 0
+
+    if params.get('nodes'):
+        run, skip = [], {}
+        for name in params['nodes']:
+            if name not in by_name:
+                skip[name] = 'no such node'
+            elif amount(by_name[name]) < params['count']:
+                skip[name] = 'the node advertises %d %s (allocatable), %d needed' % (
+                    amount(by_name[name]), params['resource'], params['count'])
+            else:
+                run.append(name)
+        return run, skip
+    run = sorted(name for name, node in by_name.items()
+                 if amount(node) >= params['count'] and
+                 selector_matches((node.get('metadata') or {}).get('labels'), params.get('node_selector')))
+    return run, {}
+
+
+def main():
+    spec = dict(AUTH_ARG_SPEC)
+    spec.update(
+        name=dict(type='str', required=True),
+        namespace=dict(type='str', default='default'),
+        resource=dict(type='str', required=True),
+        count=dict(type='int', default=1),
+        image=dict(type='str', required=True),
+        command=dict(type='list', elements='str', required=True),
+        expect_output=dict(type='str'),
+        nodes=dict(type='list', elements='str'),
+        node_selector=dict(type='dict'),
+        tolerations=dict(type='list', elements='dict'),
+        image_pull_secrets=dict(type='list', elements='str', no_log=False),
+        service_account=dict(type='str'),
+        cleanup=dict(type='bool', default=True),
+        field_manager=dict(type='str', default='hpcops.coe'),
+        wait_timeout=dict(type='int', default=300),
+        wait_sleep=dict(type='float', default=2.0),
+    )
+    module = new_module(spec)
+    params = module.params
+    problems = [p for p in (name_problem(params['name'], 'name', label=True),
+                            name_problem(params['namespace'], 'namespace', label=True)) if p]
+    if '/' not in params['resource']:
+        problems.append('resource %r is not an extended resource name (vendor-domain/name, such as nvidia.com/gpu or '
+                        'rdma/ib)' % params['resource'])
+    if params['count'] < 1:
+        problems.append('count must be 1 or more')
+    if params.get('expect_output'):
+        try:
+            re.compile(params['expect_output'])
+        except re.error as exc:
+            problems.append('expect_output %r is not a valid regular expression: %s' % (params['expect_output'], exc))
+    if problems:
+        module.fail_json(msg='Invalid parameters, nothing was run: %s.' % '; '.join(problems))
+
+    kube = Kube(module)
+    ns = params['namespace']
+    try:
+        run, skipped = targets(params, kube.nodes())
+        results = dict((node, {'node': node, 'passed': False, 'reason': why, 'output': ''})
+                       for node, why in skipped.items())
+        if not run and not skipped and kube.check_mode:
+            kube.warnings.append('No node advertises %s yet; in a real run this fails unless the device plugin is '
+                                 'deployed by then.' % params['resource'])
+            kube.exit(changed=False, results=[], passed_nodes=[], failed_nodes=[])
+        if not run and not skipped:
+            kube.fail('No node advertises %s (node allocatable)%s, so there is nothing to validate: is the device '
+                      'plugin deployed and the driver loaded?' % (
+                          params['resource'], ' among nodes with labels %s' % params['node_selector']
+                          if params.get('node_selector') else ''), results=[], passed_nodes=[], failed_nodes=[])
+        if kube.check_mode:
+            planned = [{'node': n, 'passed': None, 'reason': 'check mode: would run a Job', 'output': ''} for n in run]
+            kube.exit(changed=False, results=planned + list(results.values()), passed_nodes=[],
+                      failed_nodes=sorted(skipped))
+
+        selector = '%s=%s' % (VALIDATION_LABEL, params['name'])
+        # leftovers of an interrupted run would make the names clash
+        for job in kube.list('batch/v1', 'Job', ns, label_selector=selector):
+            kube.delete('batch/v1', 'Job', job['metadata']['name'], ns)
+        kube.wait('old validation Jobs to go', lambda: kube.list('batch/v1', 'Job', ns, label_selector=selector),
+                  lambda jobs: not jobs, timeout=60)
+        names = {}
+        for node in run:
+            manifest = job_manifest(params, node)
+            kube.create(manifest)
+            names[node] = manifest['metadata']['name']
+
+        def fetch():
+            jobs = dict((j['metadata']['name'], j) for j in kube.list('batch/v1', 'Job', ns, label_selector=selector))
+            return jobs
+
+        def all_finished(jobs):
+            return all(finished(jobs.get(names[n])) for n in run)
+
+        ok, jobs, waited = kube.wait('validation Jobs of %s' % params['name'], fetch, all_finished)
+        jobs = jobs or {}
+        pods = kube.list('v1', 'Pod', ns, label_selector=selector)
+        for node in run:
+            job = jobs.get(names[node])
+            state = finished(job)
+            mine = [p for p in pods if (p['metadata'].get('labels') or {}).get('job-name') == names[node]]
+            pod = mine[-1] if mine else None
+            output = kube.pod_log(ns, pod['metadata']['name'], 20).strip() if pod else ''
+            entry = {'node': node, 'passed': False, 'reason': None, 'output': output}
+            if state == 'Complete':
+                if params.get('expect_output') and not re.search(params['expect_output'], output, re.M):
+                    entry['reason'] = 'the output does not match %r' % params['expect_output']
+                else:
+                    entry['passed'] = True
+            elif state == 'Failed':
+                cond = condition(job, 'Failed') or {}
+                detail = container_problem(pod) if pod else None
+                entry['reason'] = detail or '%s: %s' % (cond.get('reason'), cond.get('message'))
+            else:
+                detail = container_problem(pod) if pod else 'no pod created for the Job'
+                entry['reason'] = 'not finished after %.0f s: %s' % (waited, detail or 'running')
+            results[node] = entry
+        if params['cleanup']:
+            for node in run:
+                kube.delete('batch/v1', 'Job', names[node], ns)
+            for pod in kube.list('v1', 'Pod', ns, label_selector=selector):
+                kube.delete('v1', 'Pod', pod['metadata']['name'], ns)
+        ordered = [results[n] for n in sorted(results)]
+        passed = [r['node'] for r in ordered if r['passed']]
+        failed = [r['node'] for r in ordered if not r['passed']]
+        changed = not params['cleanup']
+        if failed:
+            detail = '; '.join(
+                '%s: %s%s' % (r['node'], r['reason'], ' (output: %s)' % r['output'][-300:] if r['output'] else '')
+                for r in ordered if not r['passed'])
+            kube.fail('Validation %s (%s): %d of %d node(s) failed: %s' % (
+                params['name'], params['resource'], len(failed), len(ordered), detail),
+                changed=changed, results=ordered, passed_nodes=passed, failed_nodes=failed)
+        kube.exit(changed=changed, results=ordered, passed_nodes=passed, failed_nodes=failed)
+    except KubeError as exc:
+        kube.fail(str(exc))
+
+
+if __name__ == '__main__':
+    main()

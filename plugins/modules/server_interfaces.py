@@ -1,0 +1,741 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r'''
+---
+module: server_interfaces
+short_description: Attach and detach extra networks on many OpenStack servers at once
+version_added: "0.1.0"
+author: "hpcops.coe maintainers (@hpcops)"
+description:
+  - Attaches extra networks to existing Nova servers (virtual machines or bare-metal nodes)
+    through Nova's interface attach API, detaches them, or makes the extra networks of each
+    server exactly a given list. Typical use is giving every node of a Magnum cluster its
+    high-throughput Ethernet and InfiniBand networks after Magnum created it with one network.
+  - Targets are servers by name or ID (I(servers)) or every node of a Magnum cluster (I(cluster)).
+  - The module reads the cloud with a fixed number of paged list calls (servers, networks, ports,
+    subnets) whatever the number of servers, plans every server, validates the plan, and only then
+    changes anything. A rerun that finds nothing to do makes no other request and reports no change.
+  - Nova serializes attachments on one server, so the module works on up to I(concurrency) servers
+    at the same time, one attachment after the other on each server.
+  - Nova's HTTP 409 answers for a busy server (a C(task_state) is set) or a locked one are retried
+    with exponential backoff and jitter (I(retries), I(retry_delay)). A 409 about a port or an
+    address already in use is not retried.
+  - With I(wait=true) the module waits until every new port is C(ACTIVE).
+  - B(Bare metal.) Nova attaches a network to an Ironic node only when the node has a free physical
+    NIC on the network's physical network, and answers HTTP 500 otherwise. The module checks this
+    before any change when it knows the node's NICs, and fails with a per-server explanation of the
+    shortfall. It learns the number of NICs a node has per physical network (not counting the boot
+    NIC that carries the primary network) from, in this order, the I(physical_nics) option, Ironic's
+    ports of the node (only readable with admin rights), or the flavor extra specs
+    C(hpcops:physical_nics:<physical network>=<count>) (readable by every user). A network's physical
+    network comes from I(interfaces[].physical_network) or from the network's
+    C(provider:physical_network) (by default only visible to admins). When the NICs are not known,
+    a Nova 500 on a network with a known physical network is explained the same way.
+  - B(Ports.) Without port options the module attaches by network and Nova creates the port; Nova
+    deletes such a port when it is detached or when the server is deleted. With port options
+    (I(interfaces[].vnic_type), I(interfaces[].binding_profile), I(interfaces[].port_security_enabled),
+    I(interfaces[].port_name), or a I(interfaces[].subnet) without an address) the module creates the
+    port itself and marks it in its description; it deletes such a port again when the attachment
+    fails, when the server vanishes during the run, and after it detached it. Nova does not delete
+    these ports when a server is deleted outside this module.
+  - B(Primary network.) The interface a server booted with is never detached. It is the server's
+    oldest port (Neutron's C(created_at)), or the oldest port on one of the I(primary_network)
+    networks when that option is set.
+  - When some servers fail (for example a server deleted during the run), the others are still
+    completed; the module then fails, lists the failed servers with the reason, and returns what
+    changed on every server. A port the module created for a failed attachment is deleted again.
+extends_documentation_fragment:
+  - openstack.cloud.openstack
+options:
+  servers:
+    description:
+      - Servers to act on, by name or ID. Names must be unique among the project's servers.
+      - Exactly one of I(servers) and I(cluster) is required.
+    type: list
+    elements: str
+  cluster:
+    description:
+      - Name or UUID of a Magnum cluster; the module acts on the cluster's nodes, found through the
+        Heat stack or, for Cluster API drivers, the server naming of the driver.
+      - Exactly one of I(servers) and I(cluster) is required.
+    type: str
+  node_roles:
+    description:
+      - With I(cluster), the kinds of node to act on.
+    type: list
+    elements: str
+    choices: [master, worker]
+    default: [worker]
+  nodegroups:
+    description:
+      - With I(cluster), only the nodes of these nodegroups (names). Default is every nodegroup.
+    type: list
+    elements: str
+  interfaces:
+    description:
+      - The desired extra attachments of every targeted server.
+      - Each entry needs I(network), I(port) or I(ports).
+      - With I(state=present) the missing ones are attached. With I(state=absent) the matching ones
+        are detached. With I(state=exact) the missing ones are attached and every other attachment
+        except the primary one is detached; an empty list detaches every extra network.
+      - An existing attachment matches an entry when it is on the entry's network and, if the
+        entry names them, holds its port, its fixed IP or an address on its subnet. An entry that
+        lists a network twice asks for two attachments on it.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      network:
+        description:
+          - Network name or ID. Required unless I(port) or I(ports) is given.
+        type: str
+      subnet:
+        description:
+          - Subnet (name or ID, on I(network)) the new port takes its address from.
+        type: str
+      fixed_ip:
+        description:
+          - The address the new port gets. Only when a single server is targeted.
+        type: str
+      fixed_ips:
+        description:
+          - Addresses per server, a mapping of server name (or ID) to IP address, for many servers.
+          - Servers not named get an address from Neutron.
+        type: dict
+      port:
+        description:
+          - An existing port (name or ID) to attach. Only when a single server is targeted.
+        type: str
+      ports:
+        description:
+          - Existing ports per server, a mapping of server name (or ID) to port name or ID.
+        type: dict
+      physical_network:
+        description:
+          - The physical network of I(network), for the bare-metal NIC check when the network's
+            C(provider:physical_network) is not visible to the user.
+        type: str
+      mtu:
+        description:
+          - The MTU the nodes will use on this network. The module fails before any change when the
+            network's MTU is smaller.
+        type: int
+      vnic_type:
+        description:
+          - C(binding:vnic_type) of a port the module creates, for example C(direct) for SR-IOV or
+            C(baremetal).
+        type: str
+        choices: [normal, direct, direct-physical, macvtap, baremetal, virtio-forwarder, vdpa,
+                  remote-managed, smart-nic]
+      binding_profile:
+        description:
+          - C(binding:profile) of a port the module creates. Neutron's default policy lets only admins
+            set it.
+        type: dict
+      port_security_enabled:
+        description:
+          - Port security of a port the module creates.
+        type: bool
+      port_name:
+        description:
+          - Name of a port the module creates. May contain C({server}), C({server_id}),
+            C({network}) and C({index}) (the entry's position in I(interfaces)).
+        type: str
+  state:
+    description:
+      - C(present) attaches what is missing, C(absent) detaches the listed attachments,
+        C(exact) makes the extra attachments exactly I(interfaces).
+    type: str
+    choices: [present, absent, exact]
+    default: present
+  primary_network:
+    description:
+      - Networks (names or IDs) whose oldest port on a server is that server's primary interface.
+        Default is the server's oldest port.
+    type: list
+    elements: str
+  physical_nics:
+    description:
+      - NICs available for attachments on bare-metal nodes, per physical network, not counting the
+        boot NIC that carries the primary network.
+      - Entries with I(flavor) apply to servers of that flavor (name or ID) and replace the entries
+        without one for those servers.
+    type: list
+    elements: dict
+    suboptions:
+      physical_network:
+        description: Physical network name as Neutron and Ironic know it.
+        type: str
+        required: true
+      count:
+        description: Number of NICs on that physical network.
+        type: int
+        required: true
+      flavor:
+        description: Only for servers of this flavor.
+        type: str
+  concurrency:
+    description:
+      - Number of servers worked on at the same time.
+    type: int
+    default: 10
+  retries:
+    description:
+      - How often a call that Nova refused with a retryable 409 is tried again.
+    type: int
+    default: 10
+  retry_delay:
+    description:
+      - First backoff delay in seconds; it doubles on every retry up to 30 seconds, with jitter.
+    type: float
+    default: 1.0
+  wait:
+    description:
+      - Wait until new ports are C(ACTIVE) (and detached ports are released).
+    type: bool
+    default: true
+  timeout:
+    description:
+      - Seconds to wait for one server's ports, and the bound on the retries of one call.
+    type: int
+    default: 180
+requirements:
+  - python >= 3.9
+  - openstacksdk >= 1.0.0
+notes:
+  - Check mode plans exactly what a real run would do, runs every validation and reports the
+    same changes; new ports are shown without port ID, MAC or (unless given) address.
+  - Diff mode shows the attachments of each server that changes, before and after.
+'''
+
+EXAMPLES = r'''
+- name: Give every worker of a cluster its 25G and InfiniBand networks
+  hpcops.coe.server_interfaces:
+    cloud: hpc
+    cluster: genomics-k8s
+    interfaces:
+      - network: eth-25g
+        mtu: 9000
+      - network: ib-100g
+        physical_network: ib
+    physical_nics:
+      - physical_network: eth25
+        count: 2
+      - physical_network: ib
+        count: 1
+  register: attached
+
+- name: A fixed address and an SR-IOV port on one server
+  hpcops.coe.server_interfaces:
+    cloud: hpc
+    servers: [login-0]
+    interfaces:
+      - network: eth-10g
+        fixed_ip: 10.10.0.15
+      - network: eth-25g
+        vnic_type: direct
+        port_name: "{server}-{network}"
+
+- name: Per-server addresses
+  hpcops.coe.server_interfaces:
+    cloud: hpc
+    servers: [node-0, node-1]
+    interfaces:
+      - network: storage
+        fixed_ips:
+          node-0: 10.20.0.10
+          node-1: 10.20.0.11
+
+- name: Attach ports created elsewhere
+  hpcops.coe.server_interfaces:
+    cloud: hpc
+    servers: [node-0]
+    interfaces:
+      - port: node-0-storage
+
+- name: Make the extra networks exactly these two
+  hpcops.coe.server_interfaces:
+    cloud: hpc
+    servers: "{{ groups['workers'] }}"
+    state: exact
+    interfaces:
+      - network: eth-25g
+      - network: ib-100g
+
+- name: Remove the 10G network again
+  hpcops.coe.server_interfaces:
+    cloud: hpc
+    servers: "{{ groups['workers'] }}"
+    state: absent
+    interfaces:
+      - network: eth-10g
+'''
+
+RETURN = r'''
+servers:
+  description: One entry per targeted server, in the order of the input (or of the cluster's nodes).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Server name.
+      type: str
+      sample: genomics-k8s-abcdefghijkl-node-0
+    id:
+      description: Server ID.
+      type: str
+    changed:
+      description: Whether something was (or, in check mode, would be) attached or detached.
+      type: bool
+    failed:
+      description: Whether something went wrong on this server.
+      type: bool
+    msg:
+      description: Why the server failed; empty otherwise.
+      type: str
+    attached:
+      description: Attachments made (predicted in check mode).
+      type: list
+      elements: dict
+      sample: [{network: eth-25g, network_id: 3f0c..., port_id: 8d1a..., mac_address: "fa:16:3e:00:00:01",
+                fixed_ips: [10.25.0.7]}]
+    detached:
+      description: Attachments removed (predicted in check mode).
+      type: list
+      elements: dict
+    interfaces:
+      description:
+        - Every interface of the server afterwards, the primary one first.
+        - C(ip_addresses) gives for each address its subnet's C(cidr), C(prefix_length), C(gateway),
+          C(dhcp) (whether the subnet runs DHCP) and C(version).
+        - C(client_id) is the DHCP client-id of the port when it has one (Ironic sets it on InfiniBand
+          ports; it ends in the port GUID).
+      type: list
+      elements: dict
+      sample: [{network: private, network_id: 9a1b..., port_id: 01f2..., mac_address: "fa:16:3e:aa:bb:cc",
+                fixed_ips: [10.0.0.5], status: ACTIVE, primary: true, mtu: 1500, physical_network: null, client_id: null,
+                ip_addresses: [{address: 10.0.0.5, cidr: 10.0.0.0/24, prefix_length: 24,
+                                gateway: 10.0.0.1, dhcp: true, version: 4, subnet_id: 5c3d...}]}]
+    addresses:
+      description: Addresses per network name afterwards.
+      type: dict
+      sample: {private: [10.0.0.5], eth-25g: [10.25.0.7]}
+failed_servers:
+  description: Names of the servers that failed.
+  returned: always
+  type: list
+  elements: str
+summary:
+  description: Counts over all servers.
+  returned: always
+  type: dict
+  sample: {servers: 200, changed: 200, failed: 0, attached: 600, detached: 0, retries: 3}
+'''
+
+from ansible_collections.hpcops.coe.plugins.module_utils.openstack import CoeOpenStackModule
+from ansible_collections.hpcops.coe.plugins.module_utils import interfaces as ifc
+from ansible_collections.hpcops.coe.plugins.module_utils import magnum as mg
+from ansible_collections.hpcops.coe.plugins.module_utils import nodes
+
+SERVER_KEYS = ('name', 'id', 'changed', 'failed', 'msg', 'attached', 'detached', 'interfaces',
+               'addresses')
+PORT_OPTIONS = ('vnic_type', 'binding_profile', 'port_security_enabled', 'port_name')
+
+
+def validate_entries(entries):
+    """Problems in the interfaces option that need no API call to find."""
+    problems = []
+    for i, e in enumerate(entries):
+        name = 'interfaces[%d]' % i
+        if not (e.get('network') or e.get('port') or e.get('ports')):
+            problems.append('%s needs network, port or ports' % name)
+        if e.get('port') and e.get('ports'):
+            problems.append('%s: port and ports are mutually exclusive' % name)
+        if e.get('fixed_ip') and e.get('fixed_ips'):
+            problems.append('%s: fixed_ip and fixed_ips are mutually exclusive' % name)
+        if e.get('port') or e.get('ports'):
+            extra = [k for k in ('fixed_ip', 'fixed_ips', 'subnet') + PORT_OPTIONS if e.get(k) is not None]
+            if extra:
+                problems.append('%s: an existing port carries its own addresses and properties; '
+                                'drop %s' % (name, ', '.join(extra)))
+        if e.get('mtu') is not None and e['mtu'] < 68:
+            problems.append('%s: mtu %d is below the IPv4 minimum of 68' % (name, e['mtu']))
+        if e.get('port_name'):
+            try:
+                e['port_name'].format(server='s', server_id='i', network='n', index=0)
+            except (KeyError, IndexError, ValueError) as exc:
+                problems.append('%s: port_name %r may only use {server}, {server_id}, {network}, '
+                                '{index} (%s)' % (name, e['port_name'], exc))
+        for key in ('fixed_ips', 'ports'):
+            for k, v in (e.get(key) or {}).items():
+                if not isinstance(v, str) or not v:
+                    problems.append('%s.%s.%s must be a non-empty string' % (name, key, k))
+    return problems
+
+
+class ServerInterfacesModule(CoeOpenStackModule):
+    argument_spec = dict(
+        servers=dict(type='list', elements='str'),
+        cluster=dict(),
+        node_roles=dict(type='list', elements='str', choices=['master', 'worker'], default=['worker']),
+        nodegroups=dict(type='list', elements='str'),
+        interfaces=dict(type='list', elements='dict', default=[], options=dict(
+            network=dict(),
+            subnet=dict(),
+            fixed_ip=dict(),
+            fixed_ips=dict(type='dict'),
+            port=dict(),
+            ports=dict(type='dict'),
+            physical_network=dict(),
+            mtu=dict(type='int'),
+            vnic_type=dict(choices=list(ifc.VNIC_TYPES)),
+            binding_profile=dict(type='dict'),
+            port_security_enabled=dict(type='bool'),
+            port_name=dict(),
+        )),
+        state=dict(default='present', choices=['present', 'absent', 'exact']),
+        primary_network=dict(type='list', elements='str'),
+        physical_nics=dict(type='list', elements='dict', options=dict(
+            physical_network=dict(required=True),
+            count=dict(type='int', required=True),
+            flavor=dict(),
+        )),
+        concurrency=dict(type='int', default=10),
+        retries=dict(type='int', default=10),
+        retry_delay=dict(type='float', default=1.0),
+        wait=dict(type='bool', default=True),
+        timeout=dict(type='int', default=180),
+    )
+    module_kwargs = dict(
+        supports_check_mode=True,
+        mutually_exclusive=[('servers', 'cluster')],
+        required_one_of=[('servers', 'cluster')],
+    )
+    requires_magnumclient = False
+
+    # ------------------------------------------------------------------ input
+
+    def validate_input(self):
+        p = self.params
+        problems = validate_entries(p['interfaces'])
+        if p['concurrency'] < 1:
+            problems.append('concurrency must be 1 or more, got %d' % p['concurrency'])
+        if p['retries'] < 0:
+            problems.append('retries must be 0 or more, got %d' % p['retries'])
+        if p['retry_delay'] < 0:
+            problems.append('retry_delay must be 0 or more, got %s' % p['retry_delay'])
+        if p['timeout'] < 0:
+            problems.append('timeout must be 0 or more, got %d' % p['timeout'])
+        for i, e in enumerate(p['physical_nics'] or []):
+            if e['count'] < 0:
+                problems.append('physical_nics[%d].count must be 0 or more' % i)
+        if p['servers'] is not None and not [s for s in p['servers'] if s]:
+            problems.append('servers is empty')
+        if problems:
+            self.fail_json(msg='Invalid input, nothing was changed: %s.' % '; '.join(problems))
+
+    def _size_http_pool(self, size):
+        # requests keeps 10 connections per host by default; more workers than that
+        # would open and drop a connection per call.
+        try:
+            http = self.conn.session.session
+            for adapter in set(http.adapters.values()):
+                if getattr(adapter, '_pool_maxsize', size) < size:
+                    adapter._pool_maxsize = size
+                    adapter.init_poolmanager(adapter._pool_connections, size, block=adapter._pool_block)
+        except Exception:  # noqa: BLE001 - a small pool is slower, not wrong
+            pass
+
+    # ------------------------------------------------------------------ targets
+
+    def _cluster_servers(self):
+        p = self.params
+        self.current_op = "find the nodes of cluster '%s'" % p['cluster']
+        try:
+            found = nodes.discover_cluster_nodes(self.conn, p['cluster'])
+        except mg.MagnumInputError as exc:
+            self.fail_json(msg='%s. Nothing was changed.' % exc)
+        servers = []
+        for node in found:
+            if node.get('role') not in p['node_roles']:
+                continue
+            if p['nodegroups'] and node.get('nodegroup') not in p['nodegroups']:
+                continue
+            addresses = dict((net, [{'addr': ip, 'OS-EXT-IPS-MAC:mac_addr': info.get('mac')}
+                                    for ip in info.get('fixed') or []])
+                             for net, info in (node.get('addresses') or {}).items())
+            servers.append(ifc.server_view({
+                'id': node['id'], 'name': node['name'], 'status': node.get('status'),
+                'flavor': {'original_name': node.get('flavor')}, 'addresses': addresses}))
+        if p['nodegroups']:
+            known = set(n.get('nodegroup') for n in found)
+            unknown = sorted(set(p['nodegroups']) - known)
+            if unknown:
+                self.fail_json(msg="Nodegroup(s) %s not found in cluster '%s' (it has: %s). Nothing was changed."
+                                   % (', '.join(unknown), p['cluster'], ', '.join(sorted(k for k in known if k))))
+        return servers
+
+    def _targets(self, cloud):
+        p = self.params
+        if p['cluster']:
+            return self._cluster_servers()
+        self.current_op = 'list servers'
+        listed = cloud.list_servers()
+        lookup = ifc.Lookup('server', listed)
+        targets = []
+        seen = set()
+        missing = []
+        for ref in p['servers']:
+            if not ref:
+                continue
+            try:
+                server = lookup.find(ref)
+            except ifc.InterfaceError as exc:
+                self.fail_json(msg='%s Nothing was changed.' % exc)
+            if server is None:
+                missing.append(ref)
+            elif server['id'] not in seen:
+                seen.add(server['id'])
+                targets.append(server)
+        if missing:
+            self.fail_json(msg='Server(s) not found: %s. Nothing was changed. %d server(s) exist in the project%s.'
+                               % (', '.join(missing), len(listed),
+                                  ': ' + ifc._names_preview((s['name'] for s in listed), 20) if listed else ''))
+        return targets
+
+    # ------------------------------------------------------------------ run
+
+    def run(self):
+        p = self.params
+        self.validate_input()
+        self._size_http_pool(p['concurrency'])
+        cloud = ifc.SdkCloud(self.conn)
+
+        servers = self._targets(cloud)
+        self.current_op = 'list networks'
+        networks = cloud.list_networks()
+        self.current_op = 'list ports'
+        ports = cloud.list_ports()
+        self.current_op = 'list subnets'
+        subnets = cloud.list_subnets()
+        self.current_op = 'run'
+
+        nets_by_id = dict((n['id'], n) for n in networks)
+        net_names = dict((n['id'], n['name'] or n['id']) for n in networks)
+        subnets_by_id = dict((s['id'], s) for s in subnets)
+        try:
+            wants = ifc.resolve_wants(p['interfaces'], networks, subnets, ports, servers)
+            primary_ids = None
+            if p['primary_network']:
+                lookup = ifc.Lookup('network', networks)
+                primary_ids = [lookup.get(ref, ' (primary_network)')['id'] for ref in p['primary_network']]
+        except ifc.InterfaceError as exc:
+            self.fail_json(msg='%s Nothing was changed.' % exc)
+
+        plans = [ifc.plan_server(s, ports, wants, p['state'], primary_ids, net_names) for s in servers]
+        for plan in plans:
+            for warning in plan.warnings:
+                self.warn(warning)
+
+        self._fill_flavor_specs(cloud, [plan for plan in plans if plan.attach])
+        for plan in plans:
+            plan.bare_metal = ifc.is_bare_metal(plan.server)
+        problems = ifc.fixed_ip_conflicts(plans, ports)
+        problems.extend(self._nic_problems(cloud, plans, nets_by_id, net_names))
+        if problems:
+            self.fail_json(msg='Nothing was changed: %s.' % '; '.join(problems),
+                           problems=problems)
+
+        for plan in plans:
+            if plan.changes and plan.error is None and plan.server['status'] not in ifc.ATTACHABLE_STATES:
+                plan.error = ('the server is %s; Nova changes interfaces of %s servers only'
+                              % (plan.server['status'] or 'in an unknown state',
+                                 ', '.join(ifc.ATTACHABLE_STATES)))
+        ifc.mark_reusable_ports(plans, ports)
+
+        if self.check_mode:
+            outcomes = [self._predict(plan) for plan in plans]
+            retried = 0
+        else:
+            applier = ifc.Applier(cloud, retries=p['retries'], retry_delay=p['retry_delay'],
+                                  wait=p['wait'], timeout=p['timeout'])
+            outcomes = ifc.run_bounded(plans, lambda plan: self._apply(applier, plan), p['concurrency'])
+            if p['wait']:
+                applier.wait_active(outcomes)
+            retried = applier.retried
+        return self._report(plans, outcomes, nets_by_id, net_names, subnets_by_id, retried)
+
+    def _fill_flavor_specs(self, cloud, plans):
+        """Flavor extra specs of the servers that get attachments, when the listing left them out.
+
+        Compute 2.47+ embeds them in every server; cluster discovery and older clouds do
+        not, and one flavor listing fills them in. Nothing is read when nothing is attached.
+        """
+        if self.params['physical_nics'] and not any(w.creates_port() for plan in plans for w in plan.attach):
+            return
+        lacking = [plan for plan in plans if not plan.server['flavor'].get('extra_specs')]
+        if not lacking:
+            return
+        refs = set()
+        for plan in lacking:
+            refs.update((plan.server['flavor'].get('name'), plan.server['flavor'].get('id')))
+        try:
+            specs = cloud.flavor_extra_specs(refs)
+        except Exception:  # noqa: BLE001 - without specs the NIC count stays unknown
+            return
+        for plan in lacking:
+            flavor = plan.server['flavor']
+            flavor['extra_specs'] = specs.get(flavor.get('id')) or specs.get(flavor.get('name')) or {}
+
+    def _nic_problems(self, cloud, plans, nets_by_id, net_names):
+        p = self.params
+        needing = [plan for plan in plans if plan.attach]
+        if not needing:
+            return []
+        physnet_of = dict((n['id'], n['physical_network']) for n in nets_by_id.values() if n['physical_network'])
+        for plan in needing:
+            for want in plan.attach:
+                if want.physical_network:
+                    physnet_of.setdefault(want.network_id, want.physical_network)
+        ironic = None
+        if not p['physical_nics'] and any(plan.bare_metal and plan.server.get('hypervisor_hostname')
+                                          for plan in needing):
+            # Only admins see which Ironic node backs a server; they can read its ports too.
+            ironic = cloud.ironic_nics()
+        capacities = []
+        for plan in needing:
+            primary_physnet = None
+            for port in plan.ports:
+                if port['id'] in plan.primary:
+                    primary_physnet = physnet_of.get(port['network_id'])
+            capacities.append(ifc.nic_capacity(plan.server, p['physical_nics'], ironic, primary_physnet))
+        problems = []
+        for plan, capacity in zip(needing, capacities):
+            short = ifc.nic_shortfall(plan, capacity, physnet_of)
+            if short:
+                problems.append('not enough free physical NICs on %s'
+                                % ifc.describe_shortfall(plan, short, net_names))
+        return problems
+
+    def _apply(self, applier, plan):
+        if plan.error is not None:
+            return self._predict(plan, failed=True)
+        if not plan.changes:
+            return self._predict(plan)
+        return applier.apply(plan)
+
+    def _predict(self, plan, failed=False):
+        outcome = {'name': plan.server['name'], 'attached': [], 'detached': [], 'created_ports': [],
+                   'failed': False, 'msg': '', 'vanished': False, 'ports': list(plan.ports), 'predicted': True}
+        if plan.error is not None:
+            outcome['failed'] = True
+            outcome['msg'] = '%s: %s' % (plan.server['name'], plan.error)
+            return outcome
+        outcome['detached'] = list(plan.detach)
+        for want in plan.attach:
+            outcome['attached'].append({
+                'id': want.reuse_port['id'] if want.reuse_port is not None else (
+                    want.port['id'] if want.port is not None else None),
+                'network_id': want.network_id,
+                'mac_address': want.port['mac_address'] if want.port is not None else None,
+                'fixed_ips': ([{'ip_address': want.fixed_ip, 'subnet_id': None}] if want.fixed_ip
+                              else list(want.port['fixed_ips']) if want.port is not None else []),
+                'status': None,
+                'want_index': want.index,
+            })
+        return outcome
+
+    # ------------------------------------------------------------------ report
+
+    def _report(self, plans, outcomes, nets_by_id, net_names, subnets_by_id, retried):
+        results = []
+        failed = []
+        changed_any = False
+        before = {}
+        after = {}
+        totals = {'servers': len(plans), 'changed': 0, 'failed': 0, 'attached': 0, 'detached': 0,
+                  'retries': retried}
+        for plan, outcome in zip(plans, outcomes):
+            server = plan.server
+            detached_ids = set(p['id'] for p in outcome['detached'])
+            kept = list(plan.keep)
+            # A failed run detached only part of the plan; ports it did not reach are still there.
+            kept.extend((None, port) for port in plan.detach if port['id'] not in detached_ids)
+            final = []
+            for want, port in kept:
+                order = (0 if port['id'] in plan.primary else 1,
+                         want.index if want is not None else 10 ** 6,
+                         net_names.get(port['network_id'], ''), port['id'])
+                final.append((order, port))
+            for att in outcome['attached']:
+                order = (1, att.get('want_index', 10 ** 6), '', att.get('id') or '')
+                final.append((order, att))
+            final.sort(key=lambda item: item[0])
+            interfaces = []
+            addresses = {}
+            for port in (item[1] for item in final):
+                view = dict(port)
+                view.setdefault('fixed_ips', [])
+                view['id'] = port.get('id')
+                desc = ifc.describe_interface(view, nets_by_id, subnets_by_id, plan.primary)
+                interfaces.append(desc)
+                addresses.setdefault(desc['network'], []).extend(desc['fixed_ips'])
+            attached = [self._short(att, net_names) for att in outcome['attached']]
+            detached = [self._short(port, net_names) for port in outcome['detached']]
+            changed = bool(attached or detached)
+            entry = {
+                'name': server['name'], 'id': server['id'], 'changed': changed,
+                'failed': outcome['failed'], 'msg': outcome['msg'], 'attached': attached,
+                'detached': detached, 'interfaces': interfaces, 'addresses': addresses,
+            }
+            results.append(entry)
+            if outcome['failed']:
+                failed.append(server['name'])
+                totals['failed'] += 1
+            if changed:
+                changed_any = True
+                totals['changed'] += 1
+                totals['attached'] += len(attached)
+                totals['detached'] += len(detached)
+                before[server['name']] = self._labels(
+                    (net_names.get(p['network_id'], p['network_id']), [f['ip_address'] for f in p['fixed_ips']],
+                     p['id'] in plan.primary, False) for p in plan.ports)
+                after[server['name']] = self._labels(
+                    (i['network'], i['fixed_ips'], i['primary'], i['port_id'] is None) for i in interfaces)
+        out = {'changed': changed_any, 'servers': results, 'failed_servers': failed,
+               'summary': totals}
+        if self.ansible._diff:
+            out['diff'] = {'before': before, 'after': after}
+        if failed:
+            reasons = [r['msg'] for r in results if r['failed']]
+            self.fail_json(msg='%d of %d server(s) failed (%s): %s' % (
+                len(failed), len(plans), ', '.join(failed), '; '.join(reasons)), **out)
+        return out
+
+    @staticmethod
+    def _short(port, net_names):
+        return {
+            'network': net_names.get(port.get('network_id'), port.get('network_id')),
+            'network_id': port.get('network_id'),
+            'port_id': port.get('id'),
+            'mac_address': port.get('mac_address'),
+            'fixed_ips': [f.get('ip_address') for f in port.get('fixed_ips') or []],
+        }
+
+    @staticmethod
+    def _labels(items):
+        """Attachments as sorted one-line labels, so before and after line up in a diff."""
+        ordered = sorted(items, key=lambda i: (not i[2], i[0], ','.join(i[1])))
+        return [ifc.attachment_label(name, ips, primary, new=new) for name, ips, primary, new in ordered]
+
+
+def main():
+    module = ServerInterfacesModule()
+    module()
+
+
+if __name__ == '__main__':
+    main()

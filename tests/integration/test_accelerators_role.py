@@ -1,0 +1,97 @@
+"""The accelerators role, run by ansible-playbook against the simulated HPC cluster."""
+
+import os
+
+from testworld.kubernetes.playbook_runner import run_playbook
+from testworld.kubernetes.pytest_fixtures import kube_world, kube_world_factory  # noqa: F401 pylint: disable=unused-import
+
+PLAYBOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "accelerators_role.yml")
+EL96 = "5.14.0-570.12.1.el9_6.x86_64"
+WRITES = ("create", "update", "patch", "delete", "deletecollection")
+
+
+def real_writes(world, since=0):
+    """Requests that stored something (a no-op server-side apply stores nothing)."""
+    return [r for r in world.requests()[since:] if r.get("verb") in WRITES and r.get("wrote")]
+
+
+def test_rollout_check_mode_rerun_and_kernel_upgrade(kube_world):  # noqa: F811
+    world = kube_world
+
+    # check mode on a cluster without NFD or KMM: dry runs only, nothing stored
+    check = run_playbook(world, PLAYBOOK, check=True)
+    assert check.rc == 0, check.explain()
+    assert real_writes(world) == []
+    assert world.get("v1", "Namespace", "node-feature-discovery") is None
+    assert world.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "modules.kmm.sigs.x-k8s.io") is None
+
+    run = run_playbook(world, PLAYBOOK)
+    assert run.rc == 0, run.explain()
+    assert world.errors == []
+    # NFD and rules: NIC classes 0200/0207 labelled by the rule, GPUs by vendor
+    for node in ("gpu-1", "ib-1", "eth-1"):
+        assert world.node_labels(node)["feature.node.kubernetes.io/pci-15b3.present"] == "true"
+    assert "feature.node.kubernetes.io/pci-15b3.present" not in world.node_labels("gpu-2")
+    ns_labels = world.get("v1", "Namespace", "node-feature-discovery")["metadata"]["labels"]
+    assert ns_labels["pod-security.kubernetes.io/enforce"] == "privileged"
+    assert len(world.list("nfd.k8s-sigs.io/v1alpha1", "NodeFeature", "node-feature-discovery")) == 6
+    # the driver is loaded on both kernels, the plugins advertise, the checks ran and left nothing
+    module = world.get("kmm.sigs.x-k8s.io/v1beta1", "Module", "nvidia", "hpcops-accelerators")
+    assert module["status"]["moduleLoader"] == {"nodesMatchingSelectorNumber": 2, "desiredNumber": 2,
+                                                "availableNumber": 2}
+    assert world.allocatable("gpu-1")["nvidia.com/gpu"] == "2" and world.allocatable("gpu-2")["nvidia.com/gpu"] == "2"
+    assert world.allocatable("ib-1")["rdma/ib"] == "64" and world.allocatable("ib-1")["nvidia.com/mlx_vf"] == "4"
+    assert world.allocatable("eth-1")["nvidia.com/mlx_vf"] == "2"
+    gpu_check = [r for r in run.task("Validate accelerators on every node")["result"]["results"]
+                 if r["item"]["name"] == "hpcops-gpu-check"][0]
+    assert gpu_check["passed_nodes"] == ["gpu-1", "gpu-2"]
+    assert world.list("batch/v1", "Job", "hpcops-accelerators") == []
+    rule = world.get("monitoring.coreos.com/v1", "PrometheusRule", "hpcops-accelerators", "hpcops-accelerators")
+    assert rule["metadata"]["labels"]["release"] == "prometheus"
+
+    # a rerun changes nothing
+    seen = len(world.requests())
+    again = run_playbook(world, PLAYBOOK)
+    assert again.rc == 0, again.explain()
+    assert again.changed_tasks() == [], again.explain()
+    # only the validation Jobs (and their pods) come and go
+    assert {r["resource"] for r in real_writes(world, seen)} <= {"jobs", "pods"}
+
+    # gpu-2 reboots into a kernel without a driver image: check mode names it before anything is applied
+    world.set_kernel("gpu-2", EL96)
+    seen = len(world.requests())
+    upgraded = run_playbook(world, PLAYBOOK, check=True)
+    assert upgraded.rc != 0
+    failed = upgraded.failed()
+    assert failed[0]["name"] == "Every node a kernel module selects has a kernel mapping"
+    item = failed[0]["result"]["results"][0]
+    assert "kernel %s on gpu-2" % EL96 in item["msg"] and "Nothing was applied" in item["msg"]
+    assert item["missing_mappings"] == [{"node": "gpu-2", "kernel": EL96}]
+    assert real_writes(world, seen) == []
+
+
+def test_refuses_a_second_nfd(kube_world_factory):  # noqa: F811
+    world = kube_world_factory("kube-gpu-operator.yml")
+    run = run_playbook(world, PLAYBOOK)
+    assert run.rc != 0
+    failed = run.failed()[0]
+    assert failed["name"] == "Refuse a second NFD"
+    msg = failed["result"]["msg"]
+    assert "DaemonSet gpu-operator/gpu-operator-node-feature-discovery-worker" in msg
+    assert "NVIDIA GPU operator" in msg and "accelerators_nfd_install: false" in msg
+    assert real_writes(world) == []
+
+
+def test_rbac_denial_stops_the_rollout_with_the_reason(kube_world):  # noqa: F811
+    kube_world.deny("daemonsets", "patch", group="apps", namespace="node-feature-discovery")
+    run = run_playbook(kube_world, PLAYBOOK)
+    assert run.rc != 0
+    failed = run.failed()
+    assert failed[0]["name"] == "NFD master and worker" and failed[0]["result"]["reason"] == "Forbidden"
+    summary = failed[-1]["result"]["msg"]
+    assert failed[-1]["name"] == "Say which step failed and why"
+    assert 'step "NFD master and worker" failed' in summary
+    assert 'daemonsets.apps "nfd-worker" is forbidden' in summary
+    assert 'cannot patch resource "daemonsets" in API group "apps" in the namespace "node-feature-discovery"' in summary
+    assert "lack an RBAC permission" in summary
+    assert kube_world.get("kmm.sigs.x-k8s.io/v1beta1", "Module", "nvidia", "hpcops-accelerators") is None

@@ -1,0 +1,795 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Planning and worker logic of hpcops.coe.server_interfaces, against an in-memory cloud.
+
+``FakeConn`` stands in for an openstacksdk Connection (the ``compute``,
+``network`` and ``baremetal`` proxies the module uses) and keeps the Nova and
+Neutron behaviour that matters here: attachments serialized per server,
+409 while busy, 404 for unknown networks and vanished servers, 500 when a
+bare-metal node has no free NIC on the physical network, Nova-created ports
+deleted on detach, user-created ports kept.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import itertools
+import threading
+import time
+
+import pytest
+
+from ansible_collections.hpcops.coe.plugins.module_utils import interfaces as ifc
+
+
+class FakeHttpError(Exception):
+    def __init__(self, status, details):
+        super(FakeHttpError, self).__init__('HttpException: %d: %s' % (status, details))
+        self.status_code = status
+        self.details = details
+
+
+class FakeConn:
+    """A tiny, thread-safe Nova + Neutron + Ironic."""
+
+    def __init__(self, attach_time=0.0, bind_polls=0):
+        self.lock = threading.RLock()
+        self.ids = itertools.count(1)
+        self.clock = itertools.count(1)
+        self.servers = {}
+        self.networks = {}
+        self.subnets = {}
+        self.ports = {}
+        self.capacity = {}          # server id -> {physnet: NICs besides the boot NIC}
+        self.conflicts = {}         # server id -> number of 409s still to answer
+        self.vanish_on_attach = set()
+        self.fail_attach = {}       # server id -> (status, details)
+        self.calls = []
+        self.attach_time = attach_time
+        self.bind_polls = bind_polls
+        self.server_locks = {}
+        self.active = 0
+        self.max_active = 0
+        self.compute = _Compute(self)
+        self.network = _Network(self)
+        self.baremetal = _Baremetal(self)
+        self.ironic = None          # node -> list of physnets, when "admin"
+        self.flavor_specs = {}      # flavor name -> extra specs, as the flavor API shows them
+
+    # ---- building the world
+    def _id(self, prefix):
+        return '%s-%04d' % (prefix, next(self.ids))
+
+    def _stamp(self):
+        return '2026-01-01T00:%02d:%02dZ' % divmod(next(self.clock), 60)
+
+    def add_network(self, name, cidr, physnet=None, mtu=1500, dhcp=True):
+        net = {'id': self._id('net'), 'name': name, 'mtu': mtu, 'provider_physical_network': physnet}
+        self.networks[net['id']] = net
+        sub = {'id': self._id('sub'), 'name': name + '-subnet', 'network_id': net['id'], 'cidr': cidr,
+               'gateway_ip': cidr.rsplit('.', 1)[0] + '.1', 'is_dhcp_enabled': dhcp, 'ip_version': 4,
+               'next': 10}
+        self.subnets[sub['id']] = sub
+        return net
+
+    def add_server(self, name, network, status='ACTIVE', flavor='bm.std', extra_specs=None, nics=None):
+        server = {'id': self._id('srv'), 'name': name, 'status': status,
+                  'flavor': {'original_name': flavor, 'extra_specs': extra_specs or {}},
+                  'addresses': {}, 'hypervisor_hostname': None}
+        self.servers[server['id']] = server
+        self.flavor_specs.setdefault(flavor, dict(extra_specs or {}))
+        if nics is not None:
+            self.capacity[server['id']] = dict(nics)
+        self._new_port(network['id'], server['id'], owner='nova')
+        return server
+
+    def add_port(self, network, name='', ip=None, description=''):
+        return self._new_port(network['id'], '', name=name, ip=ip, description=description)
+
+    def _new_port(self, net_id, device_id, owner='user', name='', ip=None, description='', **extra):
+        sub = [s for s in self.subnets.values() if s['network_id'] == net_id][0]
+        if ip is None:
+            ip = '%s.%d' % (sub['cidr'].rsplit('.', 1)[0], sub['next'])
+            sub['next'] += 1
+        n = next(self.ids)
+        port = {'id': 'port-%04d' % n, 'name': name, 'network_id': net_id, 'device_id': device_id,
+                'device_owner': 'compute:nova' if device_id else '',
+                'mac_address': 'fa:16:3e:00:%02x:%02x' % divmod(n, 256),
+                'fixed_ips': [{'ip_address': ip, 'subnet_id': sub['id']}],
+                'status': 'ACTIVE' if device_id else 'DOWN', 'created_at': self._stamp(),
+                'description': description, 'owner': owner, 'polls': 0}
+        port.update(extra)
+        self.ports[port['id']] = port
+        return port
+
+    def server_ports(self, server_id):
+        return [p for p in self.ports.values() if p['device_id'] == server_id]
+
+    def mutations(self):
+        return [c for c in self.calls if c[0] in ('attach', 'detach', 'create_port', 'delete_port')]
+
+
+class _Compute:
+    def __init__(self, c):
+        self.c = c
+
+    def servers(self, details=True):
+        with self.c.lock:
+            self.c.calls.append(('list_servers',))
+            return [dict(s) for s in self.c.servers.values()]
+
+    def flavors(self, details=True):
+        with self.c.lock:
+            self.c.calls.append(('list_flavors',))
+            return [{'id': 'flv-' + name, 'name': name, 'extra_specs': dict(specs)}
+                    for name, specs in self.c.flavor_specs.items()]
+
+    def fetch_flavor_extra_specs(self, flavor):
+        with self.c.lock:
+            self.c.calls.append(('get_flavor_extra_specs', flavor['name']))
+            return {'extra_specs': dict(self.c.flavor_specs.get(flavor['name']) or {})}
+
+    def get_server(self, server_id):
+        with self.c.lock:
+            self.c.calls.append(('get_server', server_id))
+            if server_id not in self.c.servers:
+                raise FakeHttpError(404, 'Instance %s could not be found.' % server_id)
+            return dict(self.c.servers[server_id])
+
+    def create_server_interface(self, server_id, net_id=None, port_id=None, fixed_ips=None):
+        c = self.c
+        with c.lock:
+            c.calls.append(('attach', server_id, net_id or port_id))
+            if server_id in c.vanish_on_attach:
+                c.vanish_on_attach.discard(server_id)
+                self._delete_server(server_id)
+            if server_id not in c.servers:
+                raise FakeHttpError(404, 'Instance %s could not be found.' % server_id)
+            if c.conflicts.get(server_id):
+                c.conflicts[server_id] -= 1
+                raise FakeHttpError(409, "Cannot 'attach_interface' instance %s while it is in "
+                                         "task_state interface_attaching" % server_id)
+            if server_id in c.fail_attach:
+                status, details = c.fail_attach[server_id]
+                raise FakeHttpError(status, details)
+            lock = c.server_locks.setdefault(server_id, threading.Lock())
+        with lock:
+            with c.lock:
+                c.active += 1
+                c.max_active = max(c.max_active, c.active)
+            try:
+                if c.attach_time:
+                    time.sleep(c.attach_time)
+                with c.lock:
+                    return self._attach(server_id, net_id, port_id, fixed_ips)
+            finally:
+                with c.lock:
+                    c.active -= 1
+
+    def _attach(self, server_id, net_id, port_id, fixed_ips):
+        c = self.c
+        if net_id and port_id:
+            raise FakeHttpError(400, 'Must not input both network_id and port_id')
+        if port_id:
+            port = c.ports.get(port_id)
+            if port is None:
+                raise FakeHttpError(404, 'Port %s could not be found.' % port_id)
+            if port['device_id']:
+                raise FakeHttpError(409, 'Port %s is still in use.' % port_id)
+            net_id = port['network_id']
+        elif net_id not in c.networks:
+            raise FakeHttpError(404, 'Network %s could not be found.' % net_id)
+        physnet = c.networks[net_id]['provider_physical_network']
+        cap = c.capacity.get(server_id)
+        if cap is not None and physnet:
+            primary = sorted(c.server_ports(server_id), key=lambda p: p['created_at'])[0]['id']
+            used = sum(1 for p in c.server_ports(server_id) if p['id'] != primary
+                       and c.networks[p['network_id']]['provider_physical_network'] == physnet)
+            if used >= cap.get(physnet, 0):
+                raise FakeHttpError(500, 'Failed to attach network adapter device to %s' % server_id)
+        if port_id:
+            port['device_id'] = server_id
+            port['device_owner'] = 'compute:nova'
+            port['status'] = 'DOWN' if c.bind_polls else 'ACTIVE'
+        else:
+            ip = fixed_ips[0]['ip_address'] if fixed_ips else None
+            if ip and any(f['ip_address'] == ip for p in c.ports.values() for f in p['fixed_ips']
+                          if p['network_id'] == net_id):
+                raise FakeHttpError(409, 'Fixed IP address %s is already in use on instance.' % ip)
+            port = c._new_port(net_id, server_id, owner='nova', ip=ip)
+            port['status'] = 'DOWN' if c.bind_polls else 'ACTIVE'
+        return {'port_id': port['id'], 'net_id': net_id, 'mac_addr': port['mac_address'],
+                'fixed_ips': [dict(f) for f in port['fixed_ips']], 'port_state': port['status']}
+
+    def delete_server_interface(self, port_id, server=None, ignore_missing=True):
+        c = self.c
+        with c.lock:
+            c.calls.append(('detach', server, port_id))
+            if server not in c.servers:
+                raise FakeHttpError(404, 'Instance %s could not be found.' % server)
+            port = c.ports.get(port_id)
+            if port is None or port['device_id'] != server:
+                raise FakeHttpError(404, 'Port %s is not attached' % port_id)
+            if port['owner'] == 'nova':
+                del c.ports[port_id]
+            else:
+                port['device_id'] = ''
+                port['device_owner'] = ''
+                port['status'] = 'DOWN'
+
+    def _delete_server(self, server_id):
+        c = self.c
+        del c.servers[server_id]
+        for port in list(c.server_ports(server_id)):
+            if port['owner'] == 'nova':
+                del c.ports[port['id']]
+            else:
+                port['device_id'] = ''
+                port['device_owner'] = ''
+
+
+class _Network:
+    def __init__(self, c):
+        self.c = c
+
+    def networks(self):
+        with self.c.lock:
+            self.c.calls.append(('list_networks',))
+            return [dict(n) for n in self.c.networks.values()]
+
+    def subnets(self, **filters):
+        with self.c.lock:
+            self.c.calls.append(('list_subnets',))
+            return [dict(s) for s in self.c.subnets.values()]
+
+    def ports(self, **filters):
+        with self.c.lock:
+            self.c.calls.append(('list_ports', tuple(filters.get('id') or ())))
+            wanted = set(filters.get('id') or [])
+            out = []
+            for port in self.c.ports.values():
+                if wanted and port['id'] not in wanted:
+                    continue
+                self._bind_progress(port)
+                out.append(dict(port))
+            return out
+
+    def _bind_progress(self, port):
+        port['polls'] += 1
+        if port['device_id'] and port['status'] != 'ACTIVE' and port['polls'] >= self.c.bind_polls:
+            port['status'] = 'ACTIVE'
+
+    def get_port(self, port_id):
+        with self.c.lock:
+            self.c.calls.append(('get_port', port_id))
+            port = self.c.ports.get(port_id)
+            if port is None:
+                raise FakeHttpError(404, 'Port %s could not be found.' % port_id)
+            self._bind_progress(port)
+            return dict(port)
+
+    def create_port(self, network_id, **attrs):
+        with self.c.lock:
+            self.c.calls.append(('create_port', network_id, attrs))
+            ip = None
+            if attrs.get('fixed_ips') and attrs['fixed_ips'][0].get('ip_address'):
+                ip = attrs['fixed_ips'][0]['ip_address']
+            extra = dict((k, v) for k, v in attrs.items() if k not in ('fixed_ips', 'name', 'description'))
+            return dict(self.c._new_port(network_id, '', name=attrs.get('name', ''), ip=ip,
+                                         description=attrs.get('description', ''), **extra))
+
+    def delete_port(self, port_id, ignore_missing=True):
+        with self.c.lock:
+            self.c.calls.append(('delete_port', port_id))
+            self.c.ports.pop(port_id, None)
+
+
+class _Baremetal:
+    def __init__(self, c):
+        self.c = c
+
+    def ports(self, details=True):
+        if self.c.ironic is None:
+            raise FakeHttpError(403, 'Policy does not allow baremetal:port:get to be performed.')
+        for node, physnets in self.c.ironic.items():
+            for physnet in physnets:
+                yield {'node_id': node, 'physical_network': physnet}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture
+def world():
+    conn = FakeConn()
+    conn.private = conn.add_network('private', '10.0.0.0/24')
+    conn.eth = conn.add_network('eth-25g', '10.25.0.0/24', physnet='eth25', mtu=9000)
+    conn.ib = conn.add_network('ib-100g', '10.100.0.0/24', physnet='ib', mtu=4092)
+    return conn
+
+
+def snapshot(conn):
+    cloud = ifc.SdkCloud(conn)
+    return cloud, cloud.list_servers(), cloud.list_networks(), cloud.list_ports(), cloud.list_subnets()
+
+
+def plans_for(conn, entries, state='present', names=None, primary=None):
+    servers, networks, ports, subnets = snapshot(conn)[1:]
+    if names is not None:
+        servers = [s for s in servers if s['name'] in names]
+    wants = ifc.resolve_wants(entries, networks, subnets, ports, servers)
+    net_names = dict((n['id'], n['name']) for n in networks)
+    return [ifc.plan_server(s, ports, wants, state, primary, net_names) for s in servers]
+
+
+def nets_of(plan_ports, conn):
+    return sorted(conn.networks[p['network_id']]['name'] for p in plan_ports)
+
+
+def no_sleep(_seconds):
+    return None
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+def test_unknown_network_names_the_available_ones(world):
+    world.add_server('n0', world.private)
+    with pytest.raises(ifc.InterfaceError) as err:
+        plans_for(world, [{'network': 'ib-200g'}])
+    msg = str(err.value)
+    assert "Network 'ib-200g' (interfaces[0]) not found" in msg
+    assert 'eth-25g, ib-100g, private' in msg
+
+
+def test_ambiguous_network_name_asks_for_an_id(world):
+    world.add_server('n0', world.private)
+    world.add_network('eth-25g', '10.26.0.0/24')
+    with pytest.raises(ifc.InterfaceError, match="ambiguous: it matches 2 networks"):
+        plans_for(world, [{'network': 'eth-25g'}])
+
+
+def test_network_by_id(world):
+    world.add_server('n0', world.private)
+    plans = plans_for(world, [{'network': world.ib['id']}])
+    assert [w.network_name for w in plans[0].attach] == ['ib-100g']
+
+
+def test_fixed_ip_needs_a_single_server(world):
+    world.add_server('n0', world.private)
+    world.add_server('n1', world.private)
+    with pytest.raises(ifc.InterfaceError, match='use fixed_ips'):
+        plans_for(world, [{'network': 'eth-25g', 'fixed_ip': '10.25.0.50'}])
+
+
+def test_fixed_ips_must_name_targeted_servers(world):
+    world.add_server('n0', world.private)
+    with pytest.raises(ifc.InterfaceError, match='not targeted: n9'):
+        plans_for(world, [{'network': 'eth-25g', 'fixed_ips': {'n9': '10.25.0.50'}}])
+
+
+def test_fixed_ip_outside_the_networks_subnets(world):
+    world.add_server('n0', world.private)
+    with pytest.raises(ifc.InterfaceError, match=r'10\.26\.0\.5 is outside every subnet'):
+        plans_for(world, [{'network': 'eth-25g', 'fixed_ip': '10.26.0.5'}])
+
+
+def test_mtu_expectation_larger_than_the_network(world):
+    world.add_server('n0', world.private)
+    with pytest.raises(ifc.InterfaceError, match="'ib-100g' has MTU 4092, smaller than the expected 9000"):
+        plans_for(world, [{'network': 'ib-100g', 'mtu': 9000}])
+    plans = plans_for(world, [{'network': 'ib-100g', 'mtu': 4092}])
+    assert len(plans[0].attach) == 1
+
+
+def test_port_on_another_network_is_refused(world):
+    world.add_server('n0', world.private)
+    world.add_port(world.eth, name='spare')
+    with pytest.raises(ifc.InterfaceError, match="port 'spare' is on network"):
+        plans_for(world, [{'network': 'ib-100g', 'port': 'spare'}])
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def test_present_attaches_only_what_is_missing(world):
+    s = world.add_server('n0', world.private)
+    world._new_port(world.eth['id'], s['id'], owner='nova')
+    plans = plans_for(world, [{'network': 'eth-25g'}, {'network': 'ib-100g'}])
+    assert [w.network_name for w in plans[0].attach] == ['ib-100g']
+    assert plans[0].detach == []
+
+
+def test_a_network_listed_twice_means_two_attachments(world):
+    s = world.add_server('n0', world.private)
+    world._new_port(world.eth['id'], s['id'], owner='nova')
+    plans = plans_for(world, [{'network': 'eth-25g'}, {'network': 'eth-25g'}])
+    assert [w.network_name for w in plans[0].attach] == ['eth-25g']
+
+
+def test_primary_network_listed_in_present_is_satisfied(world):
+    world.add_server('n0', world.private)
+    plans = plans_for(world, [{'network': 'private'}])
+    assert not plans[0].changes
+
+
+def test_absent_never_detaches_the_primary_interface(world):
+    s = world.add_server('n0', world.private)
+    extra = world._new_port(world.private['id'], s['id'], owner='nova')
+    plans = plans_for(world, [{'network': 'private'}], state='absent')
+    assert [p['id'] for p in plans[0].detach] == [extra['id']]
+    plans = plans_for(world, [{'network': 'private'}, {'network': 'private'}], state='absent')
+    assert [p['id'] for p in plans[0].detach] == [extra['id']]
+    assert 'primary interface' in plans[0].warnings[0]
+
+
+def test_exact_detaches_extras_and_keeps_the_primary(world):
+    s = world.add_server('n0', world.private)
+    world._new_port(world.eth['id'], s['id'], owner='nova')
+    plans = plans_for(world, [{'network': 'ib-100g'}], state='exact')
+    assert nets_of(plans[0].detach, world) == ['eth-25g']
+    assert [w.network_name for w in plans[0].attach] == ['ib-100g']
+    plans = plans_for(world, [], state='exact')
+    assert nets_of(plans[0].detach, world) == ['eth-25g']
+    assert not plans[0].attach
+
+
+def test_fixed_ip_is_part_of_the_match(world):
+    s = world.add_server('n0', world.private)
+    world._new_port(world.eth['id'], s['id'], owner='nova', ip='10.25.0.77')
+    plans = plans_for(world, [{'network': 'eth-25g', 'fixed_ip': '10.25.0.77'}])
+    assert not plans[0].changes
+    plans = plans_for(world, [{'network': 'eth-25g', 'fixed_ip': '10.25.0.78'}], state='exact')
+    assert [w.fixed_ip for w in plans[0].attach] == ['10.25.0.78']
+    assert [p['fixed_ips'][0]['ip_address'] for p in plans[0].detach] == ['10.25.0.77']
+
+
+def test_specific_wants_match_before_generic_ones(world):
+    s = world.add_server('n0', world.private)
+    world._new_port(world.eth['id'], s['id'], owner='nova', ip='10.25.0.77')
+    entries = [{'network': 'eth-25g'}, {'network': 'eth-25g', 'fixed_ip': '10.25.0.77'}]
+    plans = plans_for(world, entries)
+    # the generic entry gets a new port, the fixed one keeps its match
+    assert [(w.index, w.fixed_ip) for w in plans[0].attach] == [(0, None)]
+
+
+def test_per_server_fixed_ips(world):
+    world.add_server('n0', world.private)
+    world.add_server('n1', world.private)
+    plans = plans_for(world, [{'network': 'eth-25g', 'fixed_ips': {'n1': '10.25.0.99'}}])
+    by_name = dict((p.server['name'], p.attach[0].fixed_ip) for p in plans)
+    assert by_name == {'n0': None, 'n1': '10.25.0.99'}
+
+
+def test_primary_is_the_oldest_port_or_the_given_network(world):
+    s = world.add_server('n0', world.eth)
+    world._new_port(world.private['id'], s['id'], owner='nova')
+    plans = plans_for(world, [], state='exact')
+    assert nets_of(plans[0].detach, world) == ['private']
+    plans = plans_for(world, [], state='exact', primary=[world.private['id']])
+    assert nets_of(plans[0].detach, world) == ['eth-25g']
+
+
+def test_primary_without_created_at_falls_back_to_novas_address_order():
+    server = {'id': 's', 'name': 's', 'addresses': {'private': [{'OS-EXT-IPS-MAC:mac_addr': 'aa'}],
+                                                    'eth': [{'OS-EXT-IPS-MAC:mac_addr': 'bb'}]}}
+    ports = [{'id': 'p2', 'network_id': 'n-eth', 'mac_address': 'bb', 'created_at': None},
+             {'id': 'p1', 'network_id': 'n-priv', 'mac_address': 'aa', 'created_at': None}]
+    assert ifc.primary_port_ids(server, ports) == {'p1'}
+
+
+def test_port_attached_elsewhere_is_a_plan_error(world):
+    world.add_server('n0', world.private)
+    other = world.add_server('n1', world.private)
+    world._new_port(world.eth['id'], other['id'], name='taken')
+    plans = plans_for(world, [{'port': 'taken'}], names=['n0'])
+    assert 'attached to another device' in plans[0].error
+
+
+def test_fixed_ip_held_by_another_server_is_found_up_front(world):
+    world.add_server('n0', world.private)
+    other = world.add_server('n1', world.private)
+    world._new_port(world.eth['id'], other['id'], ip='10.25.0.40')
+    plans = plans_for(world, [{'network': 'eth-25g', 'fixed_ip': '10.25.0.40'}], names=['n0'])
+    ports = snapshot(world)[3]
+    problems = ifc.fixed_ip_conflicts(plans, ports)
+    assert len(problems) == 1 and '10.25.0.40 on eth-25g is already used' in problems[0]
+
+
+# --------------------------------------------------------------------------- physical NICs
+
+
+def test_capacity_sources_in_order():
+    server = {'flavor': {'name': 'bm.gpu', 'id': 'f1',
+                         'extra_specs': {'hpcops:physical_nics:ib': '2', 'other': 'x'}},
+              'hypervisor_hostname': 'node-1'}
+    assert ifc.nic_capacity(server) == {'ib': 2}
+    assert ifc.nic_capacity(server, ironic_nics={'node-1': {'ib': 1, 'eth25': 3}},
+                            primary_physnet='eth25') == {'ib': 1, 'eth25': 2}
+    option = [{'physical_network': 'ib', 'count': 4, 'flavor': None},
+              {'physical_network': 'ib', 'count': 1, 'flavor': 'bm.gpu'},
+              {'physical_network': 'eth25', 'count': 3, 'flavor': 'bm.other'}]
+    assert ifc.nic_capacity(server, option) == {'ib': 1}
+    assert ifc.nic_capacity({'flavor': {'name': 'vm'}}, option[:1]) == {'ib': 4}
+    assert ifc.nic_capacity({'flavor': {'name': 'vm', 'extra_specs': {}}}) is None
+
+
+def test_shortfall_counts_existing_attachments_but_not_the_boot_nic(world):
+    s = world.add_server('n0', world.private)
+    world._new_port(world.ib['id'], s['id'], owner='nova')
+    plans = plans_for(world, [{'network': 'ib-100g'}, {'network': 'ib-100g'}, {'network': 'eth-25g'}])
+    physnet_of = {world.ib['id']: 'ib', world.eth['id']: 'eth25'}
+    # two ib entries: one satisfied by the existing attachment, one new -> 1 + 1 <= 2
+    assert ifc.nic_shortfall(plans[0], {'ib': 2, 'eth25': 1}, physnet_of) == []
+    short = ifc.nic_shortfall(plans[0], {'ib': 1}, physnet_of)
+    assert [(x['physical_network'], x['nics'], x['in_use'], x['requested']) for x in short] == \
+        [('eth25', 0, 0, 1), ('ib', 1, 1, 1)]
+    text = ifc.describe_shortfall(plans[0], short, {world.ib['id']: 'ib-100g'})
+    assert "n0 (flavor bm.std; attached besides the primary network: ib-100g)" in text
+    assert "physical network 'ib' has 1 NIC(s) for attachments, 1 in use, 1 more requested" in text
+
+
+def test_exact_frees_nics_before_counting(world):
+    s = world.add_server('n0', world.private)
+    world._new_port(world.eth['id'], s['id'], owner='nova')
+    plans = plans_for(world, [{'network': 'ib-100g'}], state='exact')
+    assert ifc.nic_shortfall(plans[0], {'ib': 1, 'eth25': 0},
+                             {world.ib['id']: 'ib', world.eth['id']: 'eth25'}) == []
+
+
+# --------------------------------------------------------------------------- retries
+
+
+def test_conflicts_that_waiting_cures():
+    busy = FakeHttpError(409, "Cannot 'attach_interface' instance x while it is in task_state rebooting")
+    locked = FakeHttpError(409, 'Instance x is locked')
+    in_use = FakeHttpError(409, 'Port p is still in use.')
+    ip_used = FakeHttpError(409, 'Fixed IP address 10.0.0.5 is already in use on instance x.')
+    assert ifc.is_retryable_conflict(busy)
+    assert ifc.is_retryable_conflict(locked)
+    assert not ifc.is_retryable_conflict(in_use)
+    assert not ifc.is_retryable_conflict(ip_used)
+    assert not ifc.is_retryable_conflict(FakeHttpError(500, 'boom'))
+
+
+# --------------------------------------------------------------------------- applying
+
+
+def apply_all(conn, plans, concurrency=4, **kwargs):
+    kwargs.setdefault('retry_delay', 0.001)
+    kwargs.setdefault('sleep', no_sleep)
+    applier = ifc.Applier(ifc.SdkCloud(conn), **kwargs)
+    outcomes = ifc.run_bounded(plans, applier.apply, concurrency)
+    if kwargs.get('wait', True):
+        applier.wait_active(outcomes)
+    return applier, outcomes
+
+
+def test_attach_many_servers_and_report(world):
+    for i in range(5):
+        world.add_server('n%d' % i, world.private)
+    plans = plans_for(world, [{'network': 'eth-25g'}, {'network': 'ib-100g'}])
+    outcomes = apply_all(world, plans)[1]
+    assert all(not o['failed'] for o in outcomes)
+    assert [len(o['attached']) for o in outcomes] == [2] * 5
+    for server in world.servers.values():
+        assert sorted(world.networks[p['network_id']]['name'] for p in world.server_ports(server['id'])) == \
+            ['eth-25g', 'ib-100g', 'private']
+    again = plans_for(world, [{'network': 'eth-25g'}, {'network': 'ib-100g'}])
+    assert not any(p.changes for p in again)
+
+
+def test_conflict_storm_is_retried(world):
+    s = world.add_server('n0', world.private)
+    world.conflicts[s['id']] = 3
+    plans = plans_for(world, [{'network': 'eth-25g'}])
+    applier, outcomes = apply_all(world, plans)
+    assert not outcomes[0]['failed']
+    assert applier.retried == 3
+    assert [c[0] for c in world.mutations()] == ['attach'] * 4
+
+
+def test_conflicts_beyond_the_retries_fail_the_server(world):
+    s = world.add_server('n0', world.private)
+    world.conflicts[s['id']] = 5
+    plans = plans_for(world, [{'network': 'eth-25g'}])
+    outcomes = apply_all(world, plans, retries=2)[1]
+    assert outcomes[0]['failed']
+    assert 'task_state' in outcomes[0]['msg'] and 'HTTP 409' in outcomes[0]['msg']
+
+
+def test_a_failed_attach_removes_the_port_the_module_created(world):
+    s = world.add_server('n0', world.private, nics={'ib': 0})
+    plans = plans_for(world, [{'network': 'ib-100g', 'vnic_type': 'baremetal', 'port_name': '{server}-{network}'}])
+    before = set(world.ports)
+    outcomes = apply_all(world, plans)[1]
+    assert outcomes[0]['failed']
+    assert "no free physical NIC on physical network 'ib'" in outcomes[0]['msg']
+    assert set(world.ports) == before
+    created = [c for c in world.calls if c[0] == 'create_port'][0]
+    assert created[2]['binding_vnic_type'] == 'baremetal' and created[2]['name'] == 'n0-ib-100g'
+    assert created[2]['description'] == ifc.module_port_description(s['id'])
+
+
+def test_server_deleted_during_the_run(world):
+    s = world.add_server('n0', world.private)
+    world.vanish_on_attach.add(s['id'])
+    plans = plans_for(world, [{'network': 'eth-25g', 'port_security_enabled': False}])
+    outcomes = apply_all(world, plans)[1]
+    assert outcomes[0]['failed'] and outcomes[0]['vanished']
+    assert 'deleted during the run' in outcomes[0]['msg']
+    assert world.ports == {}
+
+
+def test_server_deleted_after_an_attach_leaves_no_module_port(world):
+    s = world.add_server('n0', world.private)
+    plans = plans_for(world, [{'network': 'eth-25g', 'port_name': 'a'}, {'network': 'ib-100g', 'port_name': 'b'}])
+    real_attach = world.compute.create_server_interface
+    count = {'n': 0}
+
+    def attach_then_vanish(server_id, **kw):
+        count['n'] += 1
+        if count['n'] == 2:
+            world.vanish_on_attach.add(server_id)
+        return real_attach(server_id, **kw)
+
+    world.compute.create_server_interface = attach_then_vanish
+    outcomes = apply_all(world, plans)[1]
+    assert outcomes[0]['vanished']
+    assert world.ports == {}
+
+
+def test_detach_then_attach_and_delete_own_ports(world):
+    s = world.add_server('n0', world.private)
+    mine = world._new_port(world.eth['id'], s['id'], name='old',
+                           description=ifc.module_port_description(s['id']))
+    theirs = world._new_port(world.eth['id'], s['id'], name='user-port')
+    plans = plans_for(world, [{'network': 'ib-100g'}], state='exact')
+    outcomes = apply_all(world, plans)[1]
+    assert not outcomes[0]['failed']
+    kinds = [c[0] for c in world.mutations()]
+    assert kinds.index('attach') > max(i for i, k in enumerate(kinds) if k == 'detach')
+    assert mine['id'] not in world.ports          # created by the module: deleted
+    assert world.ports[theirs['id']]['device_id'] == ''   # the user's: kept, detached
+    assert nets_of(world.server_ports(s['id']), world) == ['ib-100g', 'private']
+
+
+def test_waits_until_new_ports_are_active(world):
+    world.bind_polls = 3
+    world.add_server('n0', world.private)
+    plans = plans_for(world, [{'network': 'eth-25g'}])
+    outcomes = apply_all(world, plans, poll_interval=0.001)[1]
+    assert outcomes[0]['attached'][0]['status'] == 'ACTIVE'
+    # one listing per round for all pending ports, filtered by their IDs
+    polls = [c for c in world.calls if c[0] == 'list_ports' and c[1]]
+    assert len(polls) == 3 and polls[0][1] == (outcomes[0]['attached'][0]['id'],)
+    assert not [c for c in world.calls if c[0] == 'get_port']
+
+
+def test_wait_false_does_not_poll(world):
+    world.bind_polls = 3
+    world.add_server('n0', world.private)
+    plans = plans_for(world, [{'network': 'eth-25g'}])
+    outcomes = apply_all(world, plans, wait=False)[1]
+    assert outcomes[0]['attached'][0]['status'] == 'DOWN'
+    assert not [c for c in world.calls if c[0] == 'get_port' or (c[0] == 'list_ports' and c[1])]
+
+
+def test_wait_timeout_reports_the_port(world):
+    world.bind_polls = 10 ** 6
+    world.add_server('n0', world.private)
+    plans = plans_for(world, [{'network': 'eth-25g'}])
+    ticks = itertools.count()
+    outcomes = apply_all(world, plans, timeout=5, poll_interval=1, clock=lambda: next(ticks))[1]
+    assert outcomes[0]['failed'] and 'n0: port' in outcomes[0]['msg'] and 'not ACTIVE, after 5s' in outcomes[0]['msg']
+
+
+def test_ports_left_by_an_interrupted_run_are_reused(world):
+    s = world.add_server('n0', world.private)
+    left = world.add_port(world.eth, name='n0-eth-25g', description=ifc.module_port_description(s['id']))
+    plans = plans_for(world, [{'network': 'eth-25g', 'port_name': '{server}-{network}'}])
+    ports = snapshot(world)[3]
+    ifc.mark_reusable_ports(plans, ports)
+    outcomes = apply_all(world, plans)[1]
+    assert outcomes[0]['attached'][0]['id'] == left['id']
+    assert not [c for c in world.calls if c[0] == 'create_port']
+
+
+def test_run_bounded_limits_parallel_servers_and_keeps_order():
+    active = {'now': 0, 'max': 0}
+    lock = threading.Lock()
+
+    def work(i):
+        with lock:
+            active['now'] += 1
+            active['max'] = max(active['max'], active['now'])
+        time.sleep(0.01)
+        with lock:
+            active['now'] -= 1
+        return i * 2
+
+    assert ifc.run_bounded(range(20), work, 3) == [i * 2 for i in range(20)]
+    assert active['max'] == 3
+    assert ifc.run_bounded([], work, 3) == []
+
+
+def test_attaches_on_one_server_are_sequential_servers_parallel(world):
+    world.attach_time = 0.02
+    for i in range(4):
+        world.add_server('n%d' % i, world.private)
+    plans = plans_for(world, [{'network': 'eth-25g'}, {'network': 'ib-100g'}])
+    outcomes = apply_all(world, plans, concurrency=4)[1]
+    assert not any(o['failed'] for o in outcomes)
+    assert world.max_active == 4
+
+
+def test_describe_interface_gives_prefix_and_gateway(world):
+    s = world.add_server('n0', world.private)
+    networks, ports, subnets = snapshot(world)[2:]
+    port = [p for p in ports if p['device_id'] == s['id']][0]
+    desc = ifc.describe_interface(port, dict((n['id'], n) for n in networks),
+                                  dict((x['id'], x) for x in subnets), {port['id']})
+    assert desc['network'] == 'private' and desc['primary'] is True
+    assert desc['ip_addresses'][0]['prefix_length'] == 24
+    assert desc['ip_addresses'][0]['gateway'] == '10.0.0.1'
+    assert desc['ip_addresses'][0]['dhcp'] is True
+
+
+def test_bare_metal_flavors_are_recognised():
+    assert ifc.is_bare_metal({'flavor': {'extra_specs': {'resources:CUSTOM_BAREMETAL_GPU': '1'}}})
+    assert ifc.is_bare_metal({'flavor': {'extra_specs': {'resources:VCPU': '0', 'resources:CUSTOM_HPC': '1'}}})
+    assert not ifc.is_bare_metal({'flavor': {'extra_specs': {'hw:cpu_policy': 'dedicated'}}})
+    assert not ifc.is_bare_metal({'flavor': {}})
+
+
+def test_ports_created_for_bare_metal_get_vnic_type_baremetal(world):
+    world.add_server('n0', world.private)
+    entries = [{'network': 'eth-25g', 'port_name': 'x'},
+               {'network': 'ib-100g', 'vnic_type': 'direct', 'port_name': 'y'}]
+    plans = plans_for(world, entries)
+    plans[0].bare_metal = True
+    outcomes = apply_all(world, plans)[1]
+    assert not outcomes[0]['failed']
+    created = [c[2] for c in world.calls if c[0] == 'create_port']
+    assert [c.get('binding_vnic_type') for c in created] == ['baremetal', 'direct']
+
+
+def test_primary_follows_novas_order_when_ports_share_a_second():
+    server = {'id': 's', 'name': 's', 'addresses': {
+        'private': [{'OS-EXT-IPS-MAC:mac_addr': 'FA:16:3E:00:00:02'}],
+        'eth': [{'OS-EXT-IPS-MAC:mac_addr': 'fa:16:3e:00:00:01'}]}}
+    same = '2026-01-01T00:00:00Z'
+    ports = [{'id': 'a-extra', 'network_id': 'n-eth', 'mac_address': 'fa:16:3e:00:00:01', 'created_at': same},
+             {'id': 'b-boot', 'network_id': 'n-priv', 'mac_address': 'fa:16:3e:00:00:02', 'created_at': same}]
+    assert ifc.primary_port_ids(server, ports) == {'b-boot'}
+
+
+def test_waiting_polls_many_servers_with_few_listings(world):
+    world.bind_polls = 2
+    for i in range(50):
+        world.add_server('n%d' % i, world.private)
+    plans = plans_for(world, [{'network': 'eth-25g'}, {'network': 'ib-100g'}])
+    outcomes = apply_all(world, plans, poll_interval=0.001, concurrency=8)[1]
+    assert all(a['status'] == 'ACTIVE' for o in outcomes for a in o['attached'])
+    polls = [c for c in world.calls if c[0] == 'list_ports' and c[1]]
+    # 100 ports, 40 IDs per listing, two rounds
+    assert [len(c[1]) for c in polls] == [40, 40, 20, 40, 40, 20]
+
+
+def test_an_admin_sees_only_what_the_project_can_attach(world):
+    world.current_project_id = 'p-hpc'
+    for net in list(world.networks.values()):
+        net['project_id'] = 'p-hpc'
+    other = world.add_network('eth-25g', '10.26.0.0/24')
+    other['project_id'] = 'p-other'
+    shared = world.add_network('public', '172.24.4.0/24')
+    shared.update({'project_id': 'p-admin', 'is_shared': True})
+    cloud = ifc.SdkCloud(world)
+    names = sorted(n['name'] for n in cloud.list_networks())
+    assert names == ['eth-25g', 'ib-100g', 'private', 'public']
+    calls = []
+    world.network.ports = lambda **filters: calls.append(filters) or []
+    cloud.list_ports()
+    cloud.list_ports(id=['a'])
+    assert calls == [{'project_id': 'p-hpc'}, {'id': ['a']}]

@@ -1,0 +1,667 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import itertools
+import json
+import re
+from unittest import mock
+from urllib.parse import parse_qs, urlencode, urlparse
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.openstack.cloud.plugins.module_utils.openstack import OpenStackModule
+from ansible_collections.hpcops.coe.plugins.module_utils import magnum as mg
+from ansible_collections.hpcops.coe.plugins.module_utils import nodes
+from ansible_collections.hpcops.coe.plugins.module_utils.heat import ApiError
+
+
+# ---------------------------------------------------------------------------
+# An in-memory cloud answering the few routes discovery uses, recording every call.
+# The module and inventory tests use it too.
+
+
+class FakeResponse:
+    def __init__(self, status, body=None):
+        self.status_code = status
+        self._body = body
+        self.content = b'' if body is None else json.dumps(body).encode()
+        self.text = self.content.decode()
+        self.reason = 'fake'
+
+    def json(self):
+        if self._body is None:
+            raise ValueError('no body')
+        return self._body
+
+
+class FakeAdapter:
+    def __init__(self, cloud, service):
+        self.cloud = cloud
+        self.service_type = service
+
+    def get(self, url, params=None, headers=None, raise_exc=False):
+        parsed = urlparse(url)
+        # Next links are absolute and carry the endpoint's version prefix.
+        parsed = parsed._replace(path=re.sub(r'^/v2\.1(?=/)', '', parsed.path))
+        query = dict((k, v if len(v) > 1 else v[0]) for k, v in parse_qs(parsed.query).items())
+        query.update(params or {})
+        self.cloud.calls.append((self.service_type, parsed.path, query, dict(headers or {})))
+        fault = self.cloud.faults.get((self.service_type, parsed.path))
+        if fault:
+            return FakeResponse(fault[0], fault[1])
+        return getattr(self.cloud, 'route_' + self.service_type.replace('-', '_'))(parsed.path, query, headers or {})
+
+
+def make_server(name, server_id, addresses=None, flavor='bm.large', image='img-fcos', status='ACTIVE'):
+    nets = {}
+    for net, entries in (addresses or {}).items():
+        nets[net] = [{'addr': addr, 'version': 6 if ':' in addr else 4, 'OS-EXT-IPS:type': kind,
+                      'OS-EXT-IPS-MAC:mac_addr': 'fa:16:3e:%s' % server_id[-8:]} for addr, kind in entries]
+    return {'id': server_id, 'name': name, 'status': status, 'addresses': nets,
+            'flavor': {'original_name': flavor, 'vcpus': 64}, 'image': {'id': image} if image else '',
+            'OS-EXT-AZ:availability_zone': 'nova'}
+
+
+# IDs are unique across clouds, as UUIDs are.
+_SEQUENCE = itertools.count(1)
+
+
+class FakeCloud:
+    """Magnum, Heat and Nova answers shaped like the real APIs (as far as discovery reads them)."""
+
+    def __init__(self, nova_page=1000, nodegroup_api=True, max_nova_microversion=(2, 96)):
+        self.calls = []
+        self.faults = {}
+        self.clusters = []
+        self.nodegroups = {}
+        self.stacks = {}
+        self.resources = {}
+        self.servers = []
+        self.flavors = {}
+        self.images = {}
+        self.nova_page = nova_page
+        self.nodegroup_api = nodegroup_api
+        self.max_nova_microversion = max_nova_microversion
+        self.compute = FakeAdapter(self, 'compute')
+        self.orchestration = FakeAdapter(self, 'orchestration')
+        self.container_infrastructure_management = FakeAdapter(self, 'container-infra')
+        self.image = FakeImageProxy(self)
+        self.closed = False
+        self._seq = 0
+
+    def close(self):
+        self.closed = True
+
+    def _id(self, prefix='id'):
+        self._seq = next(_SEQUENCE)
+        return '%08x-0000-4000-8000-%012x' % (self._seq, self._seq) if prefix == 'uuid' else '%s-%d' % (prefix, self._seq)
+
+    def count(self, service=None, path_re=None):
+        return len([c for c in self.calls if (service is None or c[0] == service)
+                    and (path_re is None or re.search(path_re, c[1]))])
+
+    # ---- scenario builders
+
+    def add_server(self, name, **kwargs):
+        server = make_server(name, kwargs.pop('server_id', None) or self._id('uuid'), **kwargs)
+        self.servers.append(server)
+        return server
+
+    def _addresses(self, index, net='cluster-net', floating=False):
+        addrs = [('10.0.%d.%d' % (index // 250, index % 250 + 2), 'fixed')]
+        if floating:
+            addrs.append(('172.24.%d.%d' % (index // 250, index % 250 + 2), 'floating'))
+        return {net: addrs}
+
+    def add_capi_cluster(self, name, capi_name, masters=1, workers=None, status='CREATE_COMPLETE', labels=None,
+                         extra_ngs=()):
+        """workers: {nodegroup name: count}; servers named like the CAPI drivers name them."""
+        uuid = self._id('uuid')
+        workers = workers if workers is not None else {'default-worker': 2}
+        cluster = {'uuid': uuid, 'name': name, 'status': status, 'stack_id': capi_name,
+                   'labels': labels or {}, 'master_count': masters,
+                   'node_count': sum(workers.values()), 'cluster_template_id': 'tpl', 'keypair': 'kp'}
+        self.clusters.append(cluster)
+        ngs = [{'uuid': self._id('uuid'), 'name': 'default-master', 'role': 'master', 'is_default': True,
+                'stack_id': capi_name, 'node_count': masters}]
+        for ng_name, count in workers.items():
+            ngs.append({'uuid': self._id('uuid'), 'name': ng_name, 'role': 'worker',
+                        'is_default': ng_name == 'default-worker', 'stack_id': capi_name, 'node_count': count})
+        for ng_name in extra_ngs:
+            ngs.append({'uuid': self._id('uuid'), 'name': ng_name, 'role': 'worker', 'is_default': False,
+                        'stack_id': capi_name, 'node_count': 0})
+        self.nodegroups[uuid] = ngs
+        n = len(self.servers)
+        for i in range(masters):
+            self.add_server('%s-control-plane-%05d-x%d' % (capi_name, i, i), addresses=self._addresses(n + i))
+        n = len(self.servers)
+        for ng_name, count in workers.items():
+            for i in range(count):
+                self.add_server('%s-%s-r%04d-q%d' % (capi_name, ng_name, i, i),
+                                addresses=self._addresses(n + i, floating=True))
+            n = len(self.servers)
+        return cluster
+
+    def _heat_stack(self, stack_name, groups, status='CREATE_COMPLETE', server_names=None):
+        """A stack whose ResourceGroups hold one member stack per server, as Heat nests them."""
+        stack_id = self._id('uuid')
+        self.stacks[stack_id] = {'id': stack_id, 'stack_name': stack_name, 'stack_status': status,
+                                 'outputs': [{'output_key': 'api_address', 'output_value': '10.0.0.2'}]}
+        rows = []
+        base = 'http://heat/v1/p/stacks'
+
+        def link(sname, sid):
+            return [{'rel': 'stack', 'href': '%s/%s/%s' % (base, sname, sid)}]
+
+        for group, (server_resource, server_names_in_group) in groups.items():
+            group_stack = self._id('uuid')
+            rows.append({'resource_name': group, 'resource_type': 'OS::Heat::ResourceGroup',
+                         'physical_resource_id': group_stack, 'resource_status': 'CREATE_COMPLETE',
+                         'links': link(stack_name, stack_id)})
+            for i, server in enumerate(server_names_in_group):
+                member_stack = self._id('uuid')
+                rows.append({'resource_name': str(i), 'resource_type': 'file:///member.yaml',
+                             'physical_resource_id': member_stack, 'resource_status': 'CREATE_COMPLETE',
+                             'parent_resource': group, 'links': link('%s-%s' % (stack_name, group), group_stack)})
+                rows.append({'resource_name': server_resource, 'resource_type': 'OS::Nova::Server',
+                             'physical_resource_id': server['id'] if server else '',
+                             'resource_status': 'CREATE_COMPLETE' if server else 'CREATE_IN_PROGRESS',
+                             'parent_resource': str(i), 'links': link('%s-%d' % (stack_name, i), member_stack)})
+        self.resources[stack_id] = rows
+        return self.stacks[stack_id]
+
+    def add_heat_cluster(self, name, stack_name, masters=1, workers=2, status='CREATE_COMPLETE',
+                         extra_ngs=None, labels=None, server_resources=('kube-master', 'kube-minion'),
+                         unbuilt_workers=0):
+        """extra_ngs: {nodegroup name: count}, each with a stack of its own."""
+        uuid = self._id('uuid')
+        n = len(self.servers)
+        master_servers = [self.add_server('%s-master-%d' % (stack_name, i), addresses=self._addresses(n + i))
+                          for i in range(masters)]
+        n = len(self.servers)
+        worker_servers = [self.add_server('%s-node-%d' % (stack_name, i),
+                                          addresses=self._addresses(n + i, floating=True))
+                          for i in range(workers)] + [None] * unbuilt_workers
+        stack = self._heat_stack(stack_name, {'kube_masters': (server_resources[0], master_servers),
+                                              'kube_minions': (server_resources[1], worker_servers)})
+        cluster = {'uuid': uuid, 'name': name, 'status': status, 'stack_id': stack['id'], 'labels': labels or {},
+                   'master_count': masters, 'node_count': workers, 'cluster_template_id': 'tpl', 'keypair': 'kp'}
+        self.clusters.append(cluster)
+        ngs = [{'uuid': self._id('uuid'), 'name': 'default-master', 'role': 'master', 'is_default': True,
+                'stack_id': stack['id']},
+               {'uuid': self._id('uuid'), 'name': 'default-worker', 'role': 'worker', 'is_default': True,
+                'stack_id': stack['id']}]
+        for ng_name, count in (extra_ngs or {}).items():
+            ng_stack_name = '%s-%s-%s' % (name[:20], ng_name[:9], 'ngid%08d' % self._seq)
+            n = len(self.servers)
+            ng_servers = [self.add_server('%s-node-%d' % (ng_stack_name, i), addresses=self._addresses(n + i))
+                          for i in range(count)]
+            ng_stack = self._heat_stack(ng_stack_name, {'kube_minions': ('kube-minion', ng_servers)})
+            ngs.append({'uuid': self._id('uuid'), 'name': ng_name, 'role': 'worker', 'is_default': False,
+                        'stack_id': ng_stack['id']})
+        self.nodegroups[uuid] = ngs
+        return cluster
+
+    # ---- routes
+
+    def route_container_infra(self, path, query, headers):
+        if path == '/clusters':
+            return FakeResponse(200, {'clusters': self.clusters, 'next': None})
+        match = re.match(r'^/clusters/([^/]+)/nodegroups$', path)
+        if match:
+            if not self.nodegroup_api:
+                return FakeResponse(406, {'errors': [{'title': 'Not Acceptable', 'detail': 'Version 1.9 not supported'}]})
+            ngs = self.nodegroups.get(match.group(1))
+            if ngs is None:
+                return FakeResponse(404, {'errors': [{'detail': 'Cluster %s could not be found' % match.group(1)}]})
+            return FakeResponse(200, {'nodegroups': ngs, 'next': None})
+        return FakeResponse(404, {'errors': [{'detail': 'no route %s' % path}]})
+
+    def route_orchestration(self, path, query, headers):
+        parts = path.strip('/').split('/')
+        if parts[0] != 'stacks':
+            return FakeResponse(404, {'error': {'message': 'no route'}})
+        if len(parts) == 1:
+            ids = query.get('id') or []
+            ids = [ids] if isinstance(ids, str) else ids
+            listed = [dict((k, v) for k, v in s.items() if k != 'outputs') for s in self.stacks.values()
+                      if not ids or s['id'] in ids]
+            return FakeResponse(200, {'stacks': listed})
+        if len(parts) == 2:
+            for stack in self.stacks.values():
+                if parts[1] in (stack['id'], stack['stack_name']):
+                    return FakeResponse(200, {'stack': stack})
+            return FakeResponse(404, {'explanation': 'not found', 'error': {'message': 'The Stack (%s) could not be found.' % parts[1]}})
+        if len(parts) == 4 and parts[3] == 'resources':
+            rows = list(self.resources.get(parts[2], []))
+            types = query.get('type')
+            if types:
+                types = [types] if isinstance(types, str) else types
+                rows = [r for r in rows if r['resource_type'] in types]
+            return FakeResponse(200, {'resources': rows})
+        return FakeResponse(404, {'error': {'message': 'no route'}})
+
+    def _microversion(self, headers):
+        value = headers.get('OpenStack-API-Version')
+        if not value:
+            return (2, 1)
+        major, minor = value.split()[-1].split('.')
+        return (int(major), int(minor))
+
+    def route_compute(self, path, query, headers):
+        version = self._microversion(headers)
+        if version > self.max_nova_microversion:
+            return FakeResponse(406, {'computeFault': {'message': 'Version %d.%d is not supported' % version}})
+
+        def shaped(server):
+            if version >= (2, 47):
+                return server
+            flavor = server['flavor']['original_name']
+            return dict(server, flavor={'id': self.flavors.setdefault(flavor, 'fl-' + flavor)})
+
+        if path == '/servers/detail':
+            servers = self.servers
+            if query.get('name'):
+                servers = [s for s in servers if re.search(query['name'], s['name'])]
+            limit = int(query.get('limit') or self.nova_page)
+            start = 0
+            if query.get('marker'):
+                start = [s['id'] for s in servers].index(query['marker']) + 1
+            page = servers[start:start + limit]
+            body = {'servers': [shaped(s) for s in page]}
+            if len(page) == limit and start + limit < len(servers) + 1 and page:
+                nxt = dict((k, v) for k, v in query.items() if k != 'marker')
+                nxt.update(limit=limit, marker=page[-1]['id'])
+                body['servers_links'] = [{'rel': 'next', 'href': 'http://nova/v2.1/servers/detail?' + urlencode(nxt)}]
+            return FakeResponse(200, body)
+        match = re.match(r'^/servers/([^/]+)$', path)
+        if match:
+            for server in self.servers:
+                if server['id'] == match.group(1):
+                    return FakeResponse(200, {'server': shaped(server)})
+            return FakeResponse(404, {'itemNotFound': {'message': 'Instance could not be found'}})
+        match = re.match(r'^/flavors/([^/]+)$', path)
+        if match:
+            for name, flavor_id in self.flavors.items():
+                if flavor_id == match.group(1):
+                    return FakeResponse(200, {'flavor': {'id': flavor_id, 'name': name}})
+        return FakeResponse(404, {'itemNotFound': {'message': 'no route'}})
+
+
+class FakeImage:
+    def __init__(self, name, os_distro):
+        self.name = name
+        self.os_distro = os_distro
+
+
+class FakeImageProxy:
+    def __init__(self, cloud):
+        self.cloud = cloud
+
+    def get_image(self, image_id):
+        self.cloud.calls.append(('image', '/v2/images/%s' % image_id, {}, {}))
+        if image_id not in self.cloud.images:
+            raise LookupError(image_id)
+        return self.cloud.images[image_id]
+
+
+def names(found):
+    return sorted(n['name'] for n in found)
+
+
+class ModuleExit(Exception):
+    """How a module run on a FakeCloud ended: its result and whether it failed."""
+
+    def __init__(self, result, failed):
+        super(ModuleExit, self).__init__(json.dumps(result, default=str)[:2000])
+        self.result = result
+        self.failed = failed
+
+
+def _exit_json(self, **kwargs):
+    raise ModuleExit(kwargs, False)
+
+
+def _fail_json(self, msg, **kwargs):
+    kwargs['msg'] = msg
+    raise ModuleExit(kwargs, True)
+
+
+def run_module(main, conn, **args):
+    """Run a module's main() as Ansible would, with ``conn`` in place of openstacksdk's connection."""
+    args.setdefault('cloud', 'sim')
+    with patch_module_args(args), \
+            mock.patch.object(OpenStackModule, 'openstack_cloud_from_module', return_value=(mock.MagicMock(), conn)), \
+            mock.patch.object(basic.AnsibleModule, 'exit_json', _exit_json), \
+            mock.patch.object(basic.AnsibleModule, 'fail_json', _fail_json):
+        with pytest.raises(ModuleExit) as exited:
+            main()
+    return exited.value
+
+
+def module_ok(main, conn, **args):
+    """The result of a successful, read-only module run."""
+    out = run_module(main, conn, **args)
+    assert not out.failed, out.result.get('msg')
+    assert out.result['changed'] is False
+    return out.result
+
+
+def module_failed(main, conn, **args):
+    """The result of a module run that must fail."""
+    out = run_module(main, conn, **args)
+    assert out.failed, out.result
+    return out.result
+
+
+# ---------------------------------------------------------------------------
+# Name regexes
+
+
+def test_prefix_regex_is_anchored_by_the_dash():
+    regex = nodes.name_prefix_regex(['kube-abcde'])
+    assert re.search(regex, 'kube-abcde-control-plane-x-y')
+    assert not re.search(regex, 'kube-abcdef-control-plane-x-y')
+    assert not re.search(regex, 'kube-abcde')
+    assert not re.search(regex, 'old-kube-abcde-node')
+
+
+def test_prefix_regex_escapes_metacharacters_but_not_dashes():
+    assert nodes.regex_escape('k8s.hpc-1(x)') == 'k8s\\.hpc-1\\(x\\)'
+    regex = nodes.name_prefix_regex(['k8s.hpc'])
+    assert re.search(regex, 'k8s.hpc-node-0')
+    assert not re.search(regex, 'k8sXhpc-node-0')
+
+
+def test_prefix_regex_alternation_and_chunks():
+    regex = nodes.name_prefix_regex(['b-1', 'a-2'])
+    assert regex == '^(a-2|b-1)-'
+    assert re.search(regex, 'b-1-x') and re.search(regex, 'a-2-x') and not re.search(regex, 'c-3-x')
+    chunks = nodes.prefix_regexes(['p%02d' % i for i in range(10)], max_length=20)
+    assert len(chunks) > 1
+    covered = [n for n in ('p%02d-x' % i for i in range(10)) if any(re.search(c, n) for c in chunks)]
+    assert len(covered) == 10
+    assert all(len(c) <= 30 for c in chunks)
+    with pytest.raises(ValueError):
+        nodes.name_prefix_regex([])
+
+
+def test_owning_prefix_prefers_the_longest():
+    prefixes = sorted(['app', 'app-gpu'], key=len, reverse=True)
+    assert nodes.owning_prefix('app-gpu-default-worker-a-b', prefixes) == 'app-gpu'
+    assert nodes.owning_prefix('app-default-worker-a-b', prefixes) == 'app'
+    assert nodes.owning_prefix('apple-x', prefixes) is None
+
+
+# ---------------------------------------------------------------------------
+# CAPI names
+
+
+MATCHERS = sorted([('control-plane', 'master', 'default-master'), ('default-worker', 'worker', 'default-worker'),
+                   ('gpu', 'worker', 'gpu'), ('gpu-a100', 'worker', 'gpu-a100')], key=lambda m: -len(m[0]))
+
+
+@pytest.mark.parametrize('name,expected', [
+    ('kube-ab12c-control-plane-7xk2p-zq9v', ('master', 'default-master')),
+    ('kube-ab12c-default-worker-5d8f9-abcde', ('worker', 'default-worker')),
+    ('kube-ab12c-gpu-a100-5d8f9-abcde', ('worker', 'gpu-a100')),
+    ('kube-ab12c-gpu-5d8f9-abcde', ('worker', 'gpu')),
+    ('kube-ab12c-ib-fast-5d8f9-abcde', ('worker', 'ib-fast')),  # nodegroup unknown to Magnum
+    ('kube-ab12c-bastion', None),
+    ('kube-ab12c-bastion-x', None),
+    ('kube-ab12cd-default-worker-5d8f9-abcde', None),
+    ('kube-ab12c', None),
+])
+def test_capi_role(name, expected):
+    assert nodes.capi_role(name, 'kube-ab12c', MATCHERS) == expected
+
+
+def test_capi_control_plane_like_nodegroup_names_go_longest_first():
+    matchers = sorted([('control-plane', 'master', 'default-master'), ('control', 'worker', 'control'),
+                       ('control-plane-gpu', 'worker', 'control-plane-gpu')], key=lambda m: -len(m[0]))
+    assert nodes.capi_role('k-control-plane-a-b', 'k', matchers) == ('master', 'default-master')
+    assert nodes.capi_role('k-control-a-b', 'k', matchers) == ('worker', 'control')
+    assert nodes.capi_role('k-control-plane-gpu-a-b', 'k', matchers) == ('worker', 'control-plane-gpu')
+
+
+# ---------------------------------------------------------------------------
+# Heat resources
+
+
+def test_heat_roles_from_resource_names_and_owning_groups():
+    cloud = FakeCloud()
+    # Servers named neither kube-master nor kube-minion: only the owning group tells the role,
+    # and the member names ("0") repeat in both groups.
+    cluster = cloud.add_heat_cluster('odd', 'odd-aaaaaaaaaaaa', masters=1, workers=2,
+                                     server_resources=('server', 'server'))
+    stack = cloud.stacks[cluster['stack_id']]
+    roles, unknown = nodes.heat_server_roles(cloud.resources[stack['id']])
+    assert unknown == 0
+    by_name = dict((s['name'], roles[s['id']]) for s in cloud.servers)
+    assert by_name == {'odd-aaaaaaaaaaaa-master-0': 'master', 'odd-aaaaaaaaaaaa-node-0': 'worker',
+                       'odd-aaaaaaaaaaaa-node-1': 'worker'}
+
+
+def test_stack_server_roles_reads_the_whole_tree_only_when_names_do_not_tell():
+    cloud = FakeCloud()
+    plain = cloud.add_heat_cluster('plain', 'plain-aaaaaaaaaaaa')
+    odd = cloud.add_heat_cluster('odd', 'odd-aaaaaaaaaaaa', server_resources=('server', 'server'))
+    cloud.calls = []
+    assert len(nodes.stack_server_roles(cloud, cloud.stacks[plain['stack_id']])) == 3
+    assert cloud.count('orchestration') == 1
+    assert cloud.calls[0][2]['type'] == ['OS::Nova::Server'] and cloud.calls[0][2]['nested_depth'] == 2
+    cloud.calls = []
+    assert len(nodes.stack_server_roles(cloud, cloud.stacks[odd['stack_id']])) == 3
+    assert cloud.count('orchestration') == 2
+
+
+# ---------------------------------------------------------------------------
+# Servers
+
+
+def test_server_addresses_split_fixed_and_floating_per_network():
+    server = make_server('n', 'id-1', addresses={
+        'cluster-net': [('10.0.0.5', 'fixed'), ('172.24.4.9', 'floating')],
+        'ib-net': [('192.168.100.5', 'fixed'), ('fd00::5', 'fixed')]})
+    assert nodes.server_addresses(server) == {
+        'cluster-net': {'fixed': ['10.0.0.5'], 'floating': ['172.24.4.9'], 'mac': 'fa:16:3e:id-1'},
+        'ib-net': {'fixed': ['192.168.100.5', 'fd00::5'], 'floating': [], 'mac': 'fa:16:3e:id-1'},
+    }
+    assert nodes.server_addresses({'addresses': None}) == {}
+
+
+def test_list_servers_follows_pages_and_sends_the_filter_once():
+    cloud = FakeCloud(nova_page=3)
+    for i in range(8):
+        cloud.add_server('kube-aaaaa-default-worker-%d-x' % i)
+    cloud.add_server('other-node')
+    found = nodes.list_servers(cloud, name_regex='^kube-aaaaa-')
+    assert len(found) == 8
+    assert cloud.count('compute', '^/servers/detail$') == 3
+    assert all(c[2].get('name') == '^kube-aaaaa-' for c in cloud.calls)
+
+
+def test_list_servers_falls_back_below_microversion_2_47_and_names_flavors_once():
+    cloud = FakeCloud(max_nova_microversion=(2, 40))
+    cluster = cloud.add_capi_cluster('c', 'kube-aaaaa', workers={'default-worker': 3})
+    found = nodes.discover_cluster_nodes(cloud, cluster)
+    assert set(n['flavor'] for n in found) == {'bm.large'}
+    assert cloud.count('compute', '^/flavors/') == 1
+
+
+# ---------------------------------------------------------------------------
+# Whole clusters
+
+
+def mixed_cloud(**kwargs):
+    """Heat and CAPI clusters side by side, with look-alike servers that belong to none."""
+    cloud = FakeCloud(**kwargs)
+    heat = cloud.add_heat_cluster('heat-a', 'heat-a-abcdefghijkl', masters=1, workers=2, extra_ngs={'gpu': 2})
+    capi = cloud.add_capi_cluster('capi-b', 'kube-b1c2d', masters=1,
+                                  workers={'default-worker': 2, 'gpu-a100': 2, 'gpu': 1}, extra_ngs=['empty'])
+    helm = cloud.add_capi_cluster('helm', 'helm-0123456789ab', masters=1, workers={'default-worker': 1})
+    # Look-alikes: a longer CAPI name, a name without the dash, a stack-named server outside the stack,
+    # a personal server, and a cluster named after another's CAPI name plus a suffix.
+    cloud.add_server('kube-b1c2de-default-worker-aaaaa-bbbbb')
+    cloud.add_server('kube-b1c2d')
+    cloud.add_server('heat-a-abcdefghijkl-node-99')
+    cloud.add_server('my-jupyter')
+    other = cloud.add_capi_cluster('helm-0123456789ab-x', 'helm-0123456789ab-x-ba9876543210',
+                                   workers={'default-worker': 1})
+    return cloud, heat, capi, helm, other
+
+
+def test_discover_nodes_mixed_drivers_and_look_alikes():
+    cloud, heat, capi, helm, other = mixed_cloud()
+    cloud.calls = []
+    results = nodes.discover_nodes(cloud, [heat, capi, helm], all_clusters=cloud.clusters)
+    by_name = dict((r['cluster']['name'], r) for r in results)
+    assert [r['error'] for r in results] == [None, None, None]
+
+    heat_nodes = by_name['heat-a']['nodes']
+    assert [(n['name'], n['role'], n['nodegroup']) for n in heat_nodes[:3]] == [
+        ('heat-a-abcdefghijkl-master-0', 'master', 'default-master'),
+        ('heat-a-abcdefghijkl-node-0', 'worker', 'default-worker'),
+        ('heat-a-abcdefghijkl-node-1', 'worker', 'default-worker'),
+    ]
+    assert len(heat_nodes) == 5
+    assert [n['nodegroup'] for n in heat_nodes[3:]] == ['gpu', 'gpu']
+    assert all(n['name'].startswith('heat-a-gpu-') for n in heat_nodes[3:])
+    assert set(n['driver'] for n in heat_nodes) == {'heat'}
+
+    capi_nodes = by_name['capi-b']['nodes']
+    assert sorted((n['role'], n['nodegroup']) for n in capi_nodes) == [
+        ('master', 'default-master'), ('worker', 'default-worker'), ('worker', 'default-worker'),
+        ('worker', 'gpu'), ('worker', 'gpu-a100'), ('worker', 'gpu-a100')]
+    assert by_name['capi-b']['nodegroups'] == ['default-master', 'default-worker', 'gpu-a100', 'gpu', 'empty']
+    assert set(n['driver'] for n in capi_nodes) == {'capi'}
+
+    # The other cluster's servers start with 'helm-0123456789ab-' too, yet stay out.
+    assert names(by_name['helm']['nodes']) == [
+        'helm-0123456789ab-control-plane-00000-x0', 'helm-0123456789ab-default-worker-r0000-q0']
+
+    everything = [n['name'] for r in results for n in r['nodes']]
+    for stranger in ('kube-b1c2de-default-worker-aaaaa-bbbbb', 'kube-b1c2d', 'heat-a-abcdefghijkl-node-99',
+                     'my-jupyter'):
+        assert stranger not in everything
+
+    node = capi_nodes[-1]
+    assert node['addresses']['cluster-net']['floating'] and node['flavor'] == 'bm.large'
+    assert node['cluster_id'] == capi['uuid'] and node['cluster_name'] == 'capi-b'
+
+    # One server listing for everything, no per-node call.
+    assert cloud.count('compute', '^/servers/detail$') == 1
+    assert cloud.count('compute') == 1
+    # Per cluster: nodegroups; per Heat cluster: one stack listing, one resource listing per stack.
+    assert cloud.count('container-infra') == 3
+    assert cloud.count('orchestration') == 3
+
+
+def test_request_count_does_not_grow_with_nodes():
+    counts = []
+    for workers in (2, 40):
+        cloud = FakeCloud()
+        clusters = [cloud.add_heat_cluster('h', 'h-aaaaaaaaaaaa', workers=workers),
+                    cloud.add_capi_cluster('c', 'kube-ccccc', workers={'default-worker': workers, 'gpu': workers})]
+        cloud.calls = []
+        results = nodes.discover_nodes(cloud, clusters, all_clusters=cloud.clusters)
+        assert sum(len(r['nodes']) for r in results) == 2 + 3 * workers
+        counts.append(len(cloud.calls))
+    assert counts[0] == counts[1]
+
+
+def test_only_some_clusters_still_excludes_others_servers():
+    cloud, heat, capi, helm, other = mixed_cloud()
+    found = nodes.discover_cluster_nodes(cloud, 'helm')
+    assert len(found) == 2 and all(n['cluster_name'] == 'helm' for n in found)
+
+
+def test_heat_cluster_in_progress_yields_the_servers_that_exist():
+    cloud = FakeCloud()
+    cluster = cloud.add_heat_cluster('new', 'new-aaaaaaaaaaaa', workers=1, unbuilt_workers=2,
+                                     status='CREATE_IN_PROGRESS')
+    found = nodes.discover_cluster_nodes(cloud, cluster)
+    assert names(found) == ['new-aaaaaaaaaaaa-master-0', 'new-aaaaaaaaaaaa-node-0']
+
+
+def test_cluster_without_stack_id_has_no_nodes_and_costs_no_request():
+    cloud = FakeCloud()
+    cluster = {'uuid': 'u-1', 'name': 'fresh', 'status': 'CREATE_IN_PROGRESS', 'stack_id': None}
+    assert nodes.discover_cluster_nodes(cloud, cluster) == []
+    assert cloud.calls == []
+
+
+def test_renamed_heat_server_is_fetched_by_id():
+    cloud = FakeCloud()
+    cluster = cloud.add_heat_cluster('h', 'h-aaaaaaaaaaaa', workers=2)
+    cloud.servers[1]['name'] = 'renamed-by-someone'
+    found = nodes.discover_cluster_nodes(cloud, cluster)
+    assert 'renamed-by-someone' in names(found)
+    assert cloud.count('compute', '^/servers/[^/]+$') == 2  # the listing, then the one by ID
+
+
+def test_magnum_without_nodegroup_api_uses_default_nodegroup_names():
+    cloud = FakeCloud(nodegroup_api=False)
+    heat = cloud.add_heat_cluster('h', 'h-aaaaaaaaaaaa', workers=1)
+    capi = cloud.add_capi_cluster('c', 'kube-ccccc', workers={'default-worker': 1, 'ib-fast': 1})
+    results = nodes.discover_nodes(cloud, [heat, capi])
+    assert sorted(n['nodegroup'] for r in results for n in r['nodes']) == [
+        'default-master', 'default-master', 'default-worker', 'default-worker', 'ib-fast']
+    assert [r['nodegroups'] for r in results] == [[], []]
+
+
+def test_a_failing_cluster_is_reported_and_the_others_still_discovered():
+    cloud = FakeCloud()
+    heat = cloud.add_heat_cluster('h', 'h-aaaaaaaaaaaa')
+    capi = cloud.add_capi_cluster('c', 'kube-ccccc')
+    cloud.faults[('orchestration', '/stacks')] = (503, {'error': {'message': 'heat-engine unavailable'}})
+    results = nodes.discover_nodes(cloud, [heat, capi])
+    assert 'heat-engine unavailable' in results[0]['error'] and results[0]['nodes'] == []
+    assert results[1]['error'] is None and len(results[1]['nodes']) == 3
+    with pytest.raises(ApiError) as err:
+        nodes.discover_cluster_nodes(cloud, heat)
+    assert err.value.status_code == 503
+
+
+def test_server_listing_errors_are_raised():
+    cloud = FakeCloud()
+    capi = cloud.add_capi_cluster('c', 'kube-ccccc')
+    cloud.faults[('compute', '/servers/detail')] = (500, {'computeFault': {'message': 'boom'}})
+    with pytest.raises(ApiError, match='boom'):
+        nodes.discover_nodes(cloud, [capi])
+
+
+def test_discover_with_an_executor_gives_the_same_result():
+    from concurrent.futures import ThreadPoolExecutor
+    cloud, heat, capi, helm, other = mixed_cloud()
+    serial = nodes.discover_nodes(cloud, [heat, capi, helm], all_clusters=cloud.clusters)
+    with ThreadPoolExecutor(4) as pool:
+        parallel = nodes.discover_nodes(cloud, [heat, capi, helm], all_clusters=cloud.clusters, executor=pool)
+    assert serial == parallel
+
+
+def test_find_cluster_names_the_choices_and_refuses_ambiguity():
+    clusters = [{'uuid': 'u1', 'name': 'a', 'status': 'CREATE_COMPLETE'},
+                {'uuid': 'u2', 'name': 'b', 'status': 'CREATE_COMPLETE'},
+                {'uuid': 'u3', 'name': 'b', 'status': 'CREATE_COMPLETE'},
+                {'uuid': 'u4', 'name': 'a', 'status': 'DELETE_IN_PROGRESS'}]
+    assert nodes.find_cluster(clusters, 'u2')['uuid'] == 'u2'
+    assert nodes.find_cluster(clusters, 'a')['uuid'] == 'u1'
+    with pytest.raises(mg.MagnumInputError, match="Existing clusters: a, b"):
+        nodes.find_cluster(clusters, 'zzz')
+    with pytest.raises(mg.MagnumInputError, match='u2.*u3'):
+        nodes.find_cluster(clusters, 'b')
+
+
+def test_cluster_driver_and_stack_id_spellings():
+    assert nodes.cluster_driver({'stack_id': '5b4d5c2e-3f0e-4b68-9a55-0e3b2c1d7f10'}) == 'heat'
+    assert nodes.cluster_driver({'stack_id': 'kube-ab12c'}) == 'capi'
+    assert nodes.cluster_driver({'uuid': 'x', 'cluster_id': 'kube-ab12c'}) == 'capi'
+    assert nodes.cluster_driver({'stack_id': None, 'status': 'CREATE_IN_PROGRESS'}) is None

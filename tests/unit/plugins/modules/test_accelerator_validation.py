@@ -1,0 +1,138 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""hpcops.coe.accelerator_validation as Ansible runs it, on FakeKube instead of an API server."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+from unittest import mock
+
+import pytest
+
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.hpcops.coe.plugins.modules import accelerator_validation
+from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_kube import FakeKube, node
+
+
+class Exited(Exception):
+    def __init__(self, result, failed):
+        super(Exited, self).__init__(json.dumps(result, default=str)[:2000])
+        self.result = result
+        self.failed = failed
+
+
+def _exit(self, **kwargs):
+    raise Exited(kwargs, False)
+
+
+def _fail(self, msg, **kwargs):
+    kwargs['msg'] = msg
+    raise Exited(kwargs, True)
+
+
+def run(fake, check=False, **args):
+    args.setdefault('name', 'gpu-check')
+    args.setdefault('namespace', 'gpu')
+    args.setdefault('resource', 'nvidia.com/gpu')
+    args.setdefault('image', 'cuda')
+    args.setdefault('command', ['nvidia-smi', '-L'])
+    if check:
+        args['_ansible_check_mode'] = True
+
+    def factory(module):
+        fake.module, fake.params, fake.check_mode = module, module.params, module.check_mode
+        return fake
+
+    with patch_module_args(args), mock.patch.object(accelerator_validation, 'Kube', factory), \
+            mock.patch.object(basic.AnsibleModule, 'exit_json', _exit), \
+            mock.patch.object(basic.AnsibleModule, 'fail_json', _fail):
+        with pytest.raises(Exited) as exited:
+            accelerator_validation.main()
+    return exited.value
+
+
+def finish(outcomes):
+    """A kubelet and Job controller: each Job's pod runs and ends as `outcomes[node]` says."""
+    def react(fake, job):
+        node_name = job['spec']['template']['spec']['nodeSelector']['kubernetes.io/hostname']
+        ok, log = outcomes[node_name]
+        job['status'] = {'conditions': [{'type': 'Complete' if ok else 'Failed', 'status': 'True',
+                                         'reason': 'BackoffLimitExceeded' if not ok else 'CompletionsReached'}]}
+        pod = '%s-pod' % job['metadata']['name']
+        fake.objects[('v1', 'Pod', 'gpu', pod)] = {
+            'apiVersion': 'v1', 'kind': 'Pod',
+            'metadata': {'name': pod, 'namespace': 'gpu',
+                         'labels': dict(job['metadata']['labels'], **{'job-name': job['metadata']['name']})},
+            'status': {'phase': 'Succeeded' if ok else 'Failed', 'containerStatuses': [{'name': 'check', 'state': {
+                'terminated': {'exitCode': 0 if ok else 1, 'reason': 'Completed' if ok else 'Error',
+                               'message': None if ok else log}}}]}}
+        fake.logs[('gpu', pod)] = log
+    return react
+
+
+def gpu_nodes():
+    return [node('g1', allocatable={'nvidia.com/gpu': '2'}), node('g2', allocatable={'nvidia.com/gpu': '1'}),
+            node('c1')]
+
+
+def test_passes_per_node_and_cleans_up():
+    fake = FakeKube(nodes=gpu_nodes(), on_apply=finish({'g1': (True, 'GPU 0: A100'), 'g2': (True, 'GPU 0: L40S')}))
+    out = run(fake, expect_output='^GPU 0: ')
+    assert not out.failed, out.result
+    assert out.result['passed_nodes'] == ['g1', 'g2'] and not out.result['changed']
+    job = fake.created[0]
+    assert job['spec']['template']['spec']['containers'][0]['resources'] == {'limits': {'nvidia.com/gpu': '1'}}
+    assert job['spec']['backoffLimit'] == 0
+    assert not [k for k in fake.objects if k[1] in ('Job', 'Pod')]
+
+
+def test_failure_is_reported_with_output():
+    fake = FakeKube(nodes=gpu_nodes(), on_apply=finish({'g1': (True, 'GPU 0: A100'), 'g2': (False, 'GPU is lost')}))
+    out = run(fake)
+    assert out.failed and out.result['failed_nodes'] == ['g2'] and out.result['passed_nodes'] == ['g1']
+    assert '1 of 2 node(s) failed: g2: container check exited with 1 (Error): GPU is lost' in out.result['msg']
+
+
+def test_output_mismatch_fails():
+    fake = FakeKube(nodes=gpu_nodes(), on_apply=finish({'g1': (True, 'nothing'), 'g2': (True, 'GPU 0: x')}))
+    out = run(fake, expect_output='^GPU 0: ')
+    assert out.failed and out.result['failed_nodes'] == ['g1']
+
+
+def test_count_and_listed_nodes():
+    fake = FakeKube(nodes=gpu_nodes(), on_apply=finish({'g1': (True, 'ok')}))
+    out = run(fake, count=2, nodes=['g1', 'g2', 'nope'])
+    assert out.failed
+    reasons = {r['node']: r['reason'] for r in out.result['results']}
+    assert reasons['g2'] == 'the node advertises 1 nvidia.com/gpu (allocatable), 2 needed'
+    assert reasons['nope'] == 'no such node' and reasons['g1'] is None
+
+
+def test_no_node_with_the_resource():
+    out = run(FakeKube(nodes=[node('c1')]))
+    assert out.failed and 'No node advertises nvidia.com/gpu' in out.result['msg']
+
+
+def test_check_mode_lists_nodes_only():
+    fake = FakeKube(nodes=gpu_nodes())
+    out = run(fake, check=True)
+    assert not out.failed and [r['node'] for r in out.result['results']] == ['g1', 'g2'] and fake.created == []
+
+
+@pytest.mark.parametrize('args, fragment', [
+    ({'resource': 'gpu'}, 'is not an extended resource name'),
+    ({'count': 0}, 'count must be 1 or more'),
+    ({'expect_output': '('}, 'not a valid regular expression'),
+])
+def test_invalid_parameters(args, fragment):
+    out = run(FakeKube(nodes=gpu_nodes()), **args)
+    assert out.failed and fragment in out.result['msg']
+
+
+def test_long_node_names_give_valid_job_names():
+    name = accelerator_validation.job_name('gpu-check', 'n' * 70)
+    assert len(name) <= 63 and name.startswith('gpu-check-')

@@ -1,0 +1,1 @@
+"""Test worlds for hpcops.coe: simulated services the collection runs against."""

@@ -1,0 +1,250 @@
+"""KubeWorld: the API server and its controllers in a background thread.
+
+    world = KubeWorld.start(scenario="testworld/scenarios/kube-accelerators.yml", state_dir=tmp)
+    world.url, world.kubeconfig         # http://127.0.0.1:PORT, <state_dir>/kubeconfig (context hpcops-sim)
+    world.deny("daemonsets", "create", group="apps")
+    world.never_ready("registry.example.com/broken/*")
+    world.set_kernel("gpu-2", "5.14.0-503.11.1.el9_5.x86_64")
+    world.register_node("kube-abc-gpu-1", "bm.gpu", labels={...})   # or PUT {url}/_sim/nodes/{name}
+    world.unregister_node("kube-abc-gpu-1")                          # or DELETE {url}/_sim/nodes/{name}
+    world.requests()
+    world.stop()
+"""
+
+import asyncio
+import copy
+import os
+import tempfile
+import threading
+import time
+
+import yaml
+from aiohttp.test_utils import RawTestServer
+
+from testworld.kubernetes import scenario as scenario_mod
+from testworld.kubernetes.admin import SimAdmin
+from testworld.kubernetes.apiserver import ApiServer
+from testworld.kubernetes.controllers import Simulation
+
+CONTEXT = "hpcops-sim"
+TOKEN = "hpcops-sim-token"
+
+
+class KubeWorld:
+    def __init__(self, scenario, state_dir, port=0, nfd_interval=0.3, tick=0.05, pod_start=0.1, job_run=0.2):
+        self.scenario = scenario if isinstance(scenario, scenario_mod.Scenario) else scenario_mod.load(scenario)
+        self.state_dir = state_dir
+        self.port = port
+        self.server = ApiServer(kube_version=self.scenario.kubernetes_version)
+        self.server.denials.extend(copy.deepcopy(self.scenario.rbac_deny))
+        self.sim = Simulation(self.server, self.scenario, nfd_interval=nfd_interval, tick=tick,
+                              pod_start=pod_start, job_run=job_run)
+        self.server.admin = SimAdmin(self.sim)
+        self.url = None
+        self.kubeconfig = None
+        self._loop = None
+        self._thread = None
+        self._stopped = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def start(cls, scenario, state_dir=None, port=0, **options):
+        if state_dir is None:
+            state_dir = tempfile.mkdtemp(prefix="kubeworld-")
+        os.makedirs(state_dir, exist_ok=True)
+        world = cls(scenario, state_dir, port, **options)
+        world._start()
+        return world
+
+    def _start(self):
+        ready = threading.Event()
+        failure = []
+
+        async def main():
+            self._stopped = asyncio.Event()
+            try:
+                self.sim.bootstrap()
+                http = RawTestServer(self.server, host="127.0.0.1", port=self.port or None)
+                await http.start_server()
+            except Exception as exc:  # noqa: BLE001 - handed to the starting thread
+                failure.append(exc)
+                ready.set()
+                return
+            self.port = http.port
+            controllers = asyncio.get_running_loop().create_task(self.sim.run())
+            ready.set()
+            await self._stopped.wait()
+            self.sim._running = False
+            controllers.cancel()
+            try:
+                await controllers
+            except asyncio.CancelledError:
+                pass
+            await http.close()
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(main(),),
+                                        name="kubeworld", daemon=True)
+        self._thread.start()
+        ready.wait(30)
+        if failure:
+            raise failure[0]
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.kubeconfig = os.path.join(self.state_dir, "kubeconfig")
+        self._write_kubeconfig()
+
+    def _write_kubeconfig(self):
+        config = {
+            "apiVersion": "v1", "kind": "Config", "current-context": CONTEXT, "preferences": {},
+            "clusters": [{"name": CONTEXT, "cluster": {"server": self.url}}],
+            "users": [{"name": CONTEXT, "user": {"token": TOKEN}}],
+            "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": CONTEXT, "namespace": "default"}}],
+        }
+        fd = os.open(self.kubeconfig, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            yaml.safe_dump(config, handle, sort_keys=False)
+        os.chmod(self.kubeconfig, 0o600)
+
+    def stop(self):
+        if self._loop is None or self._thread is None:
+            return
+        if self._stopped is not None:
+            self._loop.call_soon_threadsafe(self._stopped.set)
+        self._thread.join(10)
+        self._loop.close()
+        self._loop = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # ------------------------------------------------------------ inspection (thread-safe)
+
+    def call(self, fn, *args, **kwargs):
+        """Run `fn` on the world's event loop and return its result."""
+        async def run():
+            return fn(*args, **kwargs)
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(30)
+
+    def requests(self):
+        """Every request served so far: method, path, query, verb, resource, code, ..."""
+        return self.call(self.server.request_log)
+
+    def get(self, api_version, kind, name, namespace=None):
+        return self.call(lambda: self.sim.get(api_version, kind, namespace, name))
+
+    def list(self, api_version, kind, namespace=None, label_selector=None):
+        return self.call(lambda: self.sim.list(api_version, kind, namespace, label_selector))
+
+    def node_labels(self, name):
+        node = self.get("v1", "Node", name)
+        return (node or {}).get("metadata", {}).get("labels", {})
+
+    def allocatable(self, name):
+        node = self.get("v1", "Node", name)
+        return ((node or {}).get("status") or {}).get("allocatable", {})
+
+    def wait_for(self, predicate, timeout=10.0, interval=0.05, what="condition"):
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError("timed out after %.1fs waiting for %s" % (timeout, what))
+            time.sleep(interval)
+
+    def apply(self, obj, manager="testworld"):
+        """Server-side apply `obj` directly in the store (no HTTP), for test set-up."""
+        def run():
+            kind = self.server.kind_for(obj["apiVersion"], obj["kind"])
+            if kind is None:
+                raise KeyError("%s %s is not served" % (obj["apiVersion"], obj["kind"]))
+            meta = obj["metadata"]
+            return self.server.apply(kind, obj, meta.get("namespace"), meta["name"], manager, force=True)
+        result = self.call(run)
+        self.kick()
+        return result
+
+    def delete(self, api_version, kind, name, namespace=None):
+        def run():
+            k = self.server.kind_for(api_version, kind)
+            self.server.delete(k, namespace, name)
+        self.call(run)
+
+    def label_node(self, name, labels):
+        """Merge `labels` (None removes a label) into a node's labels."""
+        def run():
+            k = self.server.kind_for("v1", "Node")
+            self.server.patch(k, None, name, {"metadata": {"labels": labels}}, "merge", manager="testworld")
+        self.call(run)
+
+    @property
+    def errors(self):
+        return list(self.sim.errors)
+
+    @property
+    def nfd_rejected_labels(self):
+        return list(self.sim.nfd_rejected)
+
+    # ------------------------------------------------------------ faults and world events
+
+    def deny(self, resource, verb="*", group=None, namespace=None, user=None):
+        """Answer 403 Forbidden (with a Status body) for `verb` on `resource`."""
+        rule = {"resource": resource, "verb": verb}
+        if group is not None:
+            rule["group"] = group
+        if namespace is not None:
+            rule["namespace"] = namespace
+        if user is not None:
+            rule["user"] = user
+        self.call(self.server.denials.append, rule)
+        return rule
+
+    def allow(self, rule=None):
+        if rule is None:
+            self.call(self.server.denials.clear)
+        else:
+            self.call(self.server.denials.remove, rule)
+
+    def conflict(self, resource, verb="*", count=1):
+        """Answer the next `count` writes to `resource` with 409 Conflict."""
+        self.call(self.server.conflicts.append, {"resource": resource, "verb": verb, "remaining": count})
+
+    def never_ready(self, pattern):
+        """Pods using an image matching `pattern` (fnmatch) never pull it."""
+        self.call(self.sim.never_ready.append, pattern)
+
+    def fail_command(self, node="*", match="", message=None):
+        """Run-to-completion containers on `node` whose command contains `match` fail."""
+        rule = {"node": node, "match": match}
+        if message:
+            rule["message"] = message
+        self.call(self.sim.fail_commands.append, rule)
+
+    def register_node(self, name, profile, labels=None, taints=None, annotations=None, address=None,
+                      provider_id=None):
+        """A node joins with the hardware of the scenario's `profile` (as PUT /_sim/nodes/{name} does).
+
+        Returns the Node; registering an existing node again merges labels and taints."""
+        return self.call(self.sim.register_node, name, profile, labels, taints, annotations, address,
+                         provider_id)[0]
+
+    def unregister_node(self, name):
+        """The node leaves for good, with its pods (as DELETE /_sim/nodes/{name} does); False if unknown."""
+        return self.call(self.sim.unregister_node, name)
+
+    def registered_nodes(self):
+        """Every node with simulated hardware: name, profile (None for scenario nodes), kernel, labels."""
+        return self.call(self.sim.node_registry)
+
+    def set_kernel(self, node, kernel):
+        """Reboot `node` into `kernel`; modules KMM loaded are gone until reloaded."""
+        self.call(self.sim.set_kernel, node, kernel)
+
+    def kick(self):
+        """Run every controller once now (normally they run on their own)."""
+        self.call(self.sim.reconcile, True)

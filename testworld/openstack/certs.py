@@ -1,0 +1,67 @@
+"""Per-cluster certificate authorities for Magnum's certificates API.
+
+``cryptography`` is imported on first use: most test runs never ask for a CA,
+and start-up time matters for large scenarios.
+"""
+
+import datetime
+
+TERM_OF_VALIDITY_DAYS = 365 * 5
+
+
+class CertificateAuthority:
+    def __init__(self, common_name):
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.x509.oid import NameOID
+
+        self._x509 = x509
+        self._hashes = hashes
+        self._serialization = serialization
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=TERM_OF_VALIDITY_DAYS))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                         crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
+
+    @property
+    def pem(self):
+        return self.cert.public_bytes(self._serialization.Encoding.PEM).decode()
+
+    def sign_csr(self, csr_pem):
+        """Issue a client certificate for a PEM CSR; ValueError when it is not one."""
+        x509 = self._x509
+        data = csr_pem.encode() if isinstance(csr_pem, str) else csr_pem
+        csr = x509.load_pem_x509_csr(data)
+        if not csr.is_signature_valid:
+            raise ValueError("CSR signature is invalid")
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(csr.subject)
+            .issuer_name(self.cert.subject)
+            .public_key(csr.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=TERM_OF_VALIDITY_DAYS))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(self.key, self._hashes.SHA256())
+        )
+        return cert.public_bytes(self._serialization.Encoding.PEM).decode()

@@ -1,0 +1,334 @@
+"""Heat (orchestration v1): stacks with outputs and (nested) resources.
+
+Stacks here are made by the Magnum Heat-style driver; their resources and
+outputs are computed on demand from the cluster's current servers, so they
+always agree with Nova.
+"""
+
+import urllib.parse
+
+from .httpserver import Service
+from .util import ApiError, Response, empty, iso_z, json_response
+
+_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+           409: "Conflict", 500: "Internal Server Error", 503: "Service Unavailable"}
+_EXPLANATIONS = {
+    400: "The server could not comply with the request since it is either malformed or otherwise incorrect.",
+    404: "The resource could not be found.",
+    409: "There was a conflict when trying to complete your request.",
+    500: "The server has either erred or is incapable of performing the requested operation.",
+    503: "The server is currently unavailable. Please try again at a later time.",
+}
+_TYPES = {400: "HTTPBadRequest", 404: "HTTPNotFound", 409: "HTTPConflict", 500: "HTTPInternalServerError",
+          503: "HTTPServiceUnavailable"}
+
+# /stacks/{name_or_id}/{suffix...} forms that Heat answers with a redirect
+_LOOKUP_SUFFIXES = ("resources", "events", "template", "outputs", "environment", "files", "snapshots",
+                    "abandon", "actions", "preview")
+
+
+class Resource:
+    __slots__ = ("name", "type", "physical_id", "status", "reason", "created", "updated", "required_by",
+                 "nested", "attributes")
+
+    def __init__(self, name, type, physical_id="", status="CREATE_COMPLETE", reason="state changed",
+                 created=None, updated=None, required_by=(), nested=None, attributes=None):
+        self.name = name
+        self.type = type
+        self.physical_id = physical_id
+        self.status = status
+        self.reason = reason
+        self.created = created
+        self.updated = updated
+        self.required_by = list(required_by)
+        self.nested = nested
+        self.attributes = attributes or {}
+
+
+class Stack:
+    def __init__(self, heat, name, project_id, parent=None, parent_resource=None, description="",
+                 timeout_mins=60, tags=None, stack_id=None):
+        self.heat = heat
+        self.id = stack_id or heat.world.ids.uuid()
+        self.name = name
+        self.project_id = project_id
+        self.parent = parent
+        self.parent_resource = parent_resource
+        self.description = description
+        self.timeout_mins = timeout_mins
+        self.tags = tags
+        now = heat.world.now()
+        self.created = now
+        self.updated = None
+        self.status = "CREATE_IN_PROGRESS"
+        self.reason = "Stack CREATE started"
+        self.parameters = {}
+        # callables returning the live view (set by the owner of the stack)
+        self.resources_fn = lambda: []
+        self.outputs_fn = lambda: []
+        self.on_delete = None
+
+    def set_status(self, status, reason):
+        self.status = status
+        self.reason = reason
+        if not status.startswith("CREATE"):
+            self.updated = self.heat.world.now()
+
+    @property
+    def action(self):
+        return self.status.split("_", 1)[0]
+
+
+class Heat(Service):
+    name = "orchestration"
+    prefix = "/orchestration"
+
+    def __init__(self, world):
+        super().__init__(world)
+        self.stacks = {}
+
+    # -- store --------------------------------------------------------------------------
+    def add(self, stack):
+        self.stacks[stack.id] = stack
+        return stack
+
+    def remove(self, stack_id):
+        stack = self.stacks.pop(stack_id, None)
+        if stack is not None:
+            for child in [s for s in self.stacks.values() if s.parent == stack_id]:
+                self.remove(child.id)
+        return stack
+
+    def find(self, name_or_id, project_id=None):
+        s = self.stacks.get(name_or_id)
+        if s is None:
+            for cand in self.stacks.values():
+                if cand.name == name_or_id:
+                    s = cand
+                    break
+        if s is not None and project_id is not None and s.project_id != project_id:
+            return None
+        return s
+
+    # -- HTTP ----------------------------------------------------------------------------
+    def error_body(self, req, err):
+        return {"explanation": _EXPLANATIONS.get(err.status, err.message), "code": err.status,
+                "error": {"message": err.message, "traceback": None,
+                          "type": err.kind or _TYPES.get(err.status, "HTTPError")},
+                "title": err.title or _TITLES.get(err.status, "Error")}
+
+    def not_found(self, req):
+        return ApiError(404, "The resource could not be found.", kind="HTTPNotFound")
+
+    def routes(self, r):
+        p = "/orchestration/v1/{tenant}"
+        r.add(self, "GET", "/orchestration", self.versions, auth=False, locked=False)
+        r.add(self, "GET", p + "/stacks", self.list_stacks)
+        r.add(self, "GET", p + "/stacks/{stack}", self.lookup)
+        r.add(self, "GET", p + "/stacks/{stack}/{second}", self.show_or_lookup)
+        r.add(self, "DELETE", p + "/stacks/{stack}/{stack_id}", self.delete_stack)
+        r.add(self, "GET", p + "/stacks/{stack}/{stack_id}/outputs", self.list_outputs)
+        r.add(self, "GET", p + "/stacks/{stack}/{stack_id}/outputs/{key}", self.show_output)
+        r.add(self, "GET", p + "/stacks/{stack}/{stack_id}/resources", self.list_resources)
+        r.add(self, "GET", p + "/stacks/{stack}/{stack_id}/resources/{resource}", self.show_resource)
+        r.add(self, "GET", p + "/stacks/{stack}/{stack_id}/events", self.list_events)
+        r.add(self, "GET", p + "/stacks/{stack}/{stack_id}/template", self.show_template)
+        r.add(self, "GET", p + "/stacks/{stack}/resources", self.lookup)
+        r.add(self, "GET", p + "/stacks/{stack}/outputs/{key}", self.lookup)
+        r.add(self, "GET", p + "/stacks/{stack}/resources/{resource}", self.lookup)
+
+    def versions(self, req):
+        return json_response({"versions": [{"status": "CURRENT", "id": "v1.0", "links": [
+            {"href": req.host_url + "/orchestration/v1/", "rel": "self"}]}]}, status=300)
+
+    def _check_tenant(self, req):
+        if req.params["tenant"] != req.token.project_id:
+            raise ApiError(403, "Access was denied to this resource.", kind="Forbidden")
+
+    def _stack_url(self, req, s):
+        return "%s/orchestration/v1/%s/stacks/%s/%s" % (req.host_url, s.project_id, s.name, s.id)
+
+    def _not_found(self, ident):
+        return ApiError(404, "The Stack (%s) could not be found." % ident, kind="EntityNotFound")
+
+    def _get(self, req, name, stack_id):
+        self._check_tenant(req)
+        s = self.stacks.get(stack_id)
+        if s is None or s.name != name or s.project_id != req.token.project_id:
+            raise self._not_found(name)
+        return s
+
+    def lookup(self, req):
+        self._check_tenant(req)
+        ident = req.params["stack"]
+        s = self.find(ident, req.token.project_id)
+        if s is None:
+            raise self._not_found(ident)
+        base = "%s/orchestration/v1/%s/stacks/" % (req.host_url, s.project_id)
+        prefix_len = len("/orchestration/v1/%s/stacks/" % req.params["tenant"]) + len(ident)
+        suffix = req.path[prefix_len:]
+        location = base + "%s/%s%s" % (s.name, s.id, suffix)
+        if req.raw_query:
+            location += "?" + req.raw_query
+        return Response(302, {"explanation": "The resource was found at %s." % location, "code": 302,
+                              "title": "Found"}, headers={"Location": location})
+
+    def show_or_lookup(self, req):
+        if req.params["second"] in _LOOKUP_SUFFIXES:
+            return self.lookup(req)
+        s = self._get(req, req.params["stack"], req.params["second"])
+        body = self._stack_view(req, s)
+        body.update({"capabilities": [], "disable_rollback": True, "notification_topics": [],
+                     "outputs": self._outputs(s), "parameters": self._parameters(s),
+                     "template_description": s.description, "timeout_mins": s.timeout_mins})
+        return json_response({"stack": body})
+
+    def _parameters(self, s):
+        p = {"OS::project_id": s.project_id, "OS::stack_id": s.id, "OS::stack_name": s.name}
+        p.update(s.parameters)
+        return p
+
+    def _stack_view(self, req, s):
+        return {
+            "id": s.id, "stack_name": s.name, "stack_status": s.status, "stack_status_reason": s.reason,
+            "creation_time": iso_z(s.created), "updated_time": iso_z(s.updated), "deletion_time": None,
+            "description": s.description, "links": [{"href": self._stack_url(req, s), "rel": "self"}],
+            "parent": s.parent, "stack_owner": None, "stack_user_project_id": s.project_id, "tags": s.tags,
+            "project": s.project_id,
+        }
+
+    def list_stacks(self, req):
+        self._check_tenant(req)
+        show_nested = req.q("show_nested", "false").lower() in ("true", "1", "yes")
+        items = [s for s in self.stacks.values() if s.project_id == req.token.project_id and
+                 (show_nested or s.parent is None)]
+        for key, attr in (("name", "name"), ("status", "status"), ("id", "id")):
+            wanted = req.qlist(key)
+            if wanted:
+                if key == "status":
+                    items = [s for s in items if s.status in wanted or s.status.split("_", 1)[-1] in wanted]
+                else:
+                    items = [s for s in items if getattr(s, attr) in wanted]
+        tags = req.q("tags")
+        if tags:
+            want = set(tags.split(","))
+            items = [s for s in items if s.tags and want <= set(s.tags)]
+        reverse = req.q("sort_dir", "desc") == "desc"
+        items.sort(key=lambda s: (s.created, s.id), reverse=reverse)
+        marker = req.q("marker")
+        if marker:
+            idx = next((i for i, s in enumerate(items) if s.id == marker), None)
+            if idx is None:
+                raise ApiError(404, "The Stack (%s) could not be found." % marker, kind="EntityNotFound")
+            items = items[idx + 1:]
+        limit = req.q("limit")
+        if limit:
+            items = items[:int(limit)]
+        return json_response({"stacks": [self._stack_view(req, s) for s in items]})
+
+    def delete_stack(self, req):
+        s = self._get(req, req.params["stack"], req.params["stack_id"])
+        if s.on_delete is not None:
+            s.on_delete(s)
+        else:
+            s.set_status("DELETE_IN_PROGRESS", "Stack DELETE started")
+            self.world.later(0.1, self.remove, s.id)
+        return empty(204)
+
+    # outputs -----------------------------------------------------------------------------------
+    def _outputs(self, s):
+        out = []
+        for o in s.outputs_fn():
+            d = {"output_key": o["output_key"], "output_value": o.get("output_value"),
+                 "description": o.get("description", "No description given")}
+            if o.get("output_error"):
+                d["output_error"] = o["output_error"]
+            out.append(d)
+        return out
+
+    def list_outputs(self, req):
+        s = self._get(req, req.params["stack"], req.params["stack_id"])
+        return json_response({"outputs": [{"output_key": o["output_key"], "description": o["description"]}
+                                          for o in self._outputs(s)]})
+
+    def show_output(self, req):
+        s = self._get(req, req.params["stack"], req.params["stack_id"])
+        for o in self._outputs(s):
+            if o["output_key"] == req.params["key"]:
+                return json_response({"output": o})
+        raise ApiError(404, "Specified output key %s not found." % req.params["key"], kind="NotFound")
+
+    # resources ------------------------------------------------------------------------------------
+    def _resource_row(self, req, s, r, detail=False):
+        base = self._stack_url(req, s)
+        links = [{"href": "%s/resources/%s" % (base, urllib.parse.quote(r.name)), "rel": "self"},
+                 {"href": base, "rel": "stack"}]
+        if r.nested is not None:
+            links.append({"href": self._stack_url(req, r.nested), "rel": "nested"})
+        row = {
+            "resource_name": r.name, "logical_resource_id": r.name, "physical_resource_id": r.physical_id or "",
+            "resource_type": r.type, "resource_status": r.status, "resource_status_reason": r.reason,
+            "creation_time": iso_z(r.created or s.created), "updated_time": iso_z(r.updated or r.created or s.created),
+            "required_by": list(r.required_by), "links": links,
+        }
+        if s.parent is not None:
+            row["parent_resource"] = s.parent_resource
+        if detail:
+            row["attributes"] = dict(r.attributes)
+            row["description"] = ""
+        return row
+
+    def _walk(self, s, depth):
+        for r in s.resources_fn():
+            yield s, r
+            if depth > 0 and r.nested is not None:
+                yield from self._walk(r.nested, depth - 1)
+
+    def list_resources(self, req):
+        s = self._get(req, req.params["stack"], req.params["stack_id"])
+        try:
+            depth = int(req.q("nested_depth", "0"))
+        except ValueError:
+            raise ApiError(400, "Only integer is acceptable by 'nested_depth'.", kind="HTTPBadRequest")
+        detail = req.q("with_detail", "false").lower() in ("true", "1", "yes")
+        filters = {k: req.qlist(k) for k in ("type", "name", "status", "action", "id", "physical_resource_id")
+                   if req.qlist(k)}
+        rows = []
+        for owner, r in self._walk(s, depth):
+            if "type" in filters and r.type not in filters["type"]:
+                continue
+            if "name" in filters and r.name not in filters["name"]:
+                continue
+            if "status" in filters and r.status.split("_", 1)[-1] not in filters["status"] and r.status not in filters["status"]:
+                continue
+            if "action" in filters and r.status.split("_", 1)[0] not in filters["action"]:
+                continue
+            if "physical_resource_id" in filters and r.physical_id not in filters["physical_resource_id"]:
+                continue
+            rows.append(self._resource_row(req, owner, r, detail))
+        return json_response({"resources": rows})
+
+    def show_resource(self, req):
+        s = self._get(req, req.params["stack"], req.params["stack_id"])
+        for r in s.resources_fn():
+            if r.name == req.params["resource"]:
+                return json_response({"resource": self._resource_row(req, s, r, detail=True)})
+        raise ApiError(404, "The Resource (%s) could not be found in Stack %s." % (req.params["resource"], s.name),
+                       kind="ResourceNotFound")
+
+    def list_events(self, req):
+        s = self._get(req, req.params["stack"], req.params["stack_id"])
+        return json_response({"events": [{
+            "id": s.id[:8] + "-evt", "resource_name": s.name, "logical_resource_id": s.name,
+            "physical_resource_id": s.id, "resource_status": s.status, "resource_status_reason": s.reason,
+            "event_time": iso_z(s.updated or s.created), "links": [{"href": self._stack_url(req, s), "rel": "stack"}]}]})
+
+    def show_template(self, req):
+        s = self._get(req, req.params["stack"], req.params["stack_id"])
+        return json_response({"heat_template_version": "2021-04-16", "description": s.description,
+                              "resources": {r.name: {"type": r.type} for r in s.resources_fn()},
+                              "outputs": {o["output_key"]: {"description": o.get("description", "")}
+                                          for o in s.outputs_fn()}})
+
+    def summary(self, s):
+        return {"id": s.id, "name": s.name, "status": s.status, "parent": s.parent}
