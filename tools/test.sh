@@ -87,12 +87,12 @@ suite_integration() { run_pytest integration tests/integration -n 4; }
 suite_reliability() { run_pytest reliability tests/reliability -n 2; }
 
 # The second tier: a real Keystone and a real Heat (installed by their setup script, cached
-# in .cache/realservices) behind the simulated Nova, Neutron, Glance and Magnum. The Magnum
-# and discovery suites are the ones whose behaviour depends on Keystone and Heat.
+# in .cache/realservices) behind the simulated Nova, Neutron, Glance and Magnum. The tests
+# marked realservices are those whose behaviour depends on Keystone and Heat: the Magnum
+# lifecycle, kubeconfigs, discovery through Heat stacks and the inventory plugin.
 suite_realservices() {
     bash testworld/realservices/setup.sh || return 1
-    run_pytest realservices tests/integration -p testworld.realservices.pytest_plugin \
-        -k "magnum or discovery or inventory"
+    run_pytest realservices tests/integration -p testworld.realservices.pytest_plugin -m realservices
 }
 suite_packaging() { run_pytest packaging tests/packaging; }
 

@@ -844,6 +844,8 @@ class Applier:
             self._detach_all(plan, outcome)
             for want in plan.attach:
                 self._attach_one(plan, want, outcome)
+            if plan.attach:
+                self._undo_duplicates(plan, outcome)
         except InterfaceError as exc:
             outcome['failed'] = True
             outcome['msg'] = str(exc)
@@ -897,6 +899,53 @@ class Applier:
         for port in plan.detach:
             if self._wait_released(server, port, deadline) is not None and is_module_port(port):
                 self.cloud.delete_port(port['id'])
+
+    def _undo_duplicates(self, plan, outcome):
+        """Take back this run's attachments that a concurrent run made as well.
+
+        Two runs that planned from the same listing attach each missing network twice.
+        Nova appends every attachment to the server's addresses in the order it made
+        them (attachments on one server are serialized), so every run ranks the
+        server's ports alike, first attached first. Each want keeps the first matching
+        port; a run detaches only its own attachments that lost, and reports the port
+        that won as already there.
+        """
+        mine = dict((att['id'], att) for att in outcome['attached'] if att.get('id'))
+        server = self.cloud.get_server(plan.server['id'])
+        if not mine or server is None:
+            return
+        ports = server_ports(self.cloud.list_ports(device_id=server['id']), server['id'])
+        by_mac = _address_order(server, {})[0]
+        ranked = sorted(ports, key=lambda p: (by_mac.get((p.get('mac_address') or '').lower(), 10 ** 6),
+                                              p.get('created_at') or '~', p['id']))
+        used = set(plan.primary) | set(port['id'] for want, port in plan.keep if want is not None)
+        winners = {}
+        for want in sorted(plan.attach, key=lambda w: (w.specificity(), w.index)):
+            for port in ranked:
+                if port['id'] not in used and want.matches(port):
+                    used.add(port['id'])
+                    winners[want.index] = port
+                    break
+        losers = [port for port in ranked if port['id'] in mine and port['id'] not in used]
+        if not losers:
+            return
+        outcome['attached'] = [att for att in outcome['attached'] if att.get('id') in used]
+        for want in plan.attach:
+            port = winners.get(want.index)
+            if port is not None and port['id'] not in mine:
+                outcome.setdefault('adopted', []).append((want, port))
+        deadline = self.clock() + self.timeout
+        for port in losers:
+            try:
+                self._retry(lambda p=port: self.cloud.detach(server['id'], p['id']))
+            except Exception as exc:
+                if http_status(exc) != 404:
+                    raise InterfaceError('%s: detaching the duplicate port %s failed: %s'
+                                         % (server['name'], port['id'], describe_error(exc)))
+            if self._wait_released(server, port, deadline) is not None and port['id'] in outcome['created_ports']:
+                self.cloud.delete_port(port['id'])
+            if port['id'] in outcome['created_ports']:
+                outcome['created_ports'].remove(port['id'])
 
     def _wait_released(self, server, port, deadline):
         """The port once Nova let go of it (None when Nova deleted it)."""

@@ -215,11 +215,11 @@ def match_name_or_id(items, value, kind, exclude=None):
 
 
 def keeper_of(items, name):
-    """After a concurrent create: which same-named cluster stays.
+    """After a concurrent create: which same-named cluster (or template) stays.
 
-    Magnum lists clusters in creation order (its database id), so the first
-    one listed is the oldest; every racer computes the same answer, and a run
-    that did not yet see a younger duplicate still keeps the right one.
+    Magnum lists clusters and templates in creation order (its database id), so
+    the first one listed is the oldest; every racer computes the same answer, and
+    a run that did not yet see a younger duplicate still keeps the right one.
     """
     named = [i for i in items if field(i, 'name') == name and not is_deleting(field(i, 'status'))]
     return named[0] if named else None

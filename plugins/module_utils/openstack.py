@@ -10,6 +10,7 @@ formatter, deadline bookkeeping for waits, and name-or-id resolution of
 Nova/Glance/Neutron objects that lists the valid choices when it fails.
 """
 
+import os
 import random
 import re
 import time
@@ -23,6 +24,7 @@ from ansible_collections.openstack.cloud.plugins.module_utils.openstack import (
 )
 from ansible_collections.hpcops.coe.plugins.module_utils import magnum as mg
 from ansible_collections.hpcops.coe.plugins.module_utils.waiting import (
+    PROGRESS_FILE_ENV,
     ProgressLog,
     WaitFailed,
     WaitTimeout,
@@ -83,6 +85,11 @@ def http_status(exc):
     value = getattr(response, 'status_code', None)
     if isinstance(value, int):
         return value
+    if HAS_KEYSTONEAUTH and isinstance(exc, ksa_exc.DiscoveryFailure):
+        # Keystone's version discovery failing on an HTTP error says so only in its message.
+        found = re.search(r'\(HTTP (\d{3})\)', str(exc))
+        if found:
+            return int(found.group(1))
     return None
 
 
@@ -111,8 +118,8 @@ def describe_error(exc):
     if HAS_KEYSTONEAUTH and isinstance(exc, ksa_exc.Unauthorized):
         return 'authentication failed (check cloud/auth): %s' % _clean(exc)
     if isinstance(exc, RuntimeError) and 'endpoint' in str(exc).lower():
-        # magnumclient turns a missing catalog entry into RuntimeError.
-        return 'the container-infra (Magnum) service is not in the cloud\'s catalog: %s' % _clean(exc)
+        # magnumclient turns any failure to find its endpoint (Keystone's included) into RuntimeError.
+        return 'cannot find the container-infra (Magnum) endpoint: %s' % _clean(exc)
 
     title = _clean(getattr(exc, 'message', None))
     details = getattr(exc, 'details', None)
@@ -307,11 +314,30 @@ class CoeOpenStackModule(OpenStackModule):
         """A python-magnumclient v1 client on the SDK's session, pinned to a microversion."""
         if self._magnum is None:
             kwargs = self._endpoint_args(MAGNUM_SERVICE_TYPE)
+            if 'endpoint_override' not in kwargs:
+                self._require_endpoint(MAGNUM_SERVICE_TYPE, 'container-infra (Magnum)', kwargs)
             client = magnum_client.Client('1', session=self.conn.session,
                                           api_version=mg.version_text(self._mv), **kwargs)
             self._watch_versions(client)
             self._magnum = client
         return self._magnum
+
+    def _require_endpoint(self, service_type, label, kwargs):
+        """Log in and find the service in the catalog, retrying what Keystone answers transiently.
+
+        magnumclient does this itself when it is built, but turns every failure (a 503 from
+        Keystone as well as a missing catalog entry) into one RuntimeError.
+        """
+        session = self.conn.session
+        try:
+            url = retry_call(lambda: session.get_endpoint(service_type=service_type, interface=kwargs['interface'],
+                                                           region_name=kwargs['region_name']),
+                             deadline=max(5.0, min(120.0, self.remaining() or 120.0)))
+        except Exception as exc:  # noqa: BLE001 - reported with what Keystone said
+            self.fail_json(msg=format_error(exc, 'reach', 'the %s service' % label), status_code=http_status(exc))
+        if not url:
+            self.fail_json(msg="Cannot reach the %s service: it is not in the cloud's catalog for region %s and "
+                               "interface %s." % (label, kwargs['region_name'] or '(any)', kwargs['interface']))
 
     @property
     def heat(self):
@@ -465,6 +491,14 @@ class CoeOpenStackModule(OpenStackModule):
     def _log_progress(self, line):
         self.log(line)
         self.debug(line)
+        # The action plugin of the same name shows these lines while the module waits.
+        path = os.environ.get(PROGRESS_FILE_ENV)
+        if path:
+            try:
+                with open(path, 'a') as stream:
+                    stream.write(line + '\n')
+            except (IOError, OSError):
+                pass  # progress display is a convenience, never a reason to fail
 
     def wait_until(self, what, fetch, is_done, is_failed, status_of, timeout=None):
         """wait_for() bounded by the module's remaining timeout, with a progress log.

@@ -66,6 +66,11 @@ def wait_for(fetch, is_done, is_failed=None, timeout=600, interval=2.0, max_inte
         delay = min(max_interval, delay * backoff)
 
 
+# Set by the action plugins of long-running modules (cluster, cluster_nodegroup): the
+# module appends its progress lines to this file and the controller prints them live.
+PROGRESS_FILE_ENV = 'HPCOPS_COE_PROGRESS_FILE'
+
+
 class ProgressLog(object):
     """A progress callback that records status transitions with elapsed time.
 

@@ -40,7 +40,8 @@ options:
   state:
     description:
       - C(present) creates the cluster or brings it to the wanted size and template.
-      - C(absent) deletes it. With I(wait=true) the module returns once Magnum no longer lists it.
+      - C(absent) deletes it, also while it is being created or updated (Magnum then stops that
+        operation). With I(wait=true) the module returns once Magnum no longer lists it.
     choices: [present, absent]
     default: present
     type: str
@@ -494,10 +495,8 @@ class ClusterModule(CoeOpenStackModule):
         before = self.view(cluster)
         if self.check_mode:
             return self.result(True, before=before, after={})
-        if mg.is_busy(mg.field(cluster, 'status')) and mg.field(cluster, 'status') != 'DELETE_IN_PROGRESS':
-            cluster = self.settle(cluster, 'deleting it')
-            if cluster is None:
-                return self.result(False)
+        # No wait for a running create or update: Magnum deletes a cluster in any status (its
+        # driver cancels what is in progress), and a build that never ends must be abortable.
         uuid = mg.object_id(cluster)
         if mg.field(cluster, 'status') != 'DELETE_IN_PROGRESS':
             gone_already = []

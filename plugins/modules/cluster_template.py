@@ -19,6 +19,8 @@ description:
     and an image with a different C(os_distro). They select another Magnum driver, and Magnum
     would keep the old one. The module reports these and changes nothing.
   - Labels are sent as strings (booleans as C(true)/C(false)), so reruns compare equal.
+  - Template names are not unique in Magnum. When two runs create the same name at the same
+    moment, the later template is deleted again and both runs use the older one.
 options:
   name:
     description:
@@ -456,6 +458,18 @@ class ClusterTemplateModule(CoeOpenStackModule):
                                    on_error=on_error)
         if created is None:
             created = self.recover_create(body, lost[0])
+
+        # Two runs may have listed "no such template" at the same time (Magnum names are
+        # not unique): the oldest same-named template stays and this run's duplicate goes.
+        keeper = mg.keeper_of(self.list_templates(), p['name'])
+        uuid = mg.object_id(created)
+        if keeper is not None and mg.object_id(keeper) != uuid:
+            self.warn("Another run created cluster template '%s' (%s) at the same time; this run's duplicate %s "
+                      "was deleted and the existing template is used." % (p['name'], mg.object_id(keeper), uuid))
+            self.magnum_call('delete', "duplicate cluster template '%s' (%s)" % (p['name'], uuid),
+                             lambda c: c.cluster_templates.delete(uuid),
+                             on_error=lambda e: None if http_status(e) == 404 else RAISE)
+            return self.update(keeper)
         result['cluster_template'] = self.summary(created)
         return result
 

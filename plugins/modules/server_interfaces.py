@@ -23,6 +23,10 @@ description:
     with exponential backoff and jitter (I(retries), I(retry_delay)). A 409 about a port or an
     address already in use is not retried.
   - With I(wait=true) the module waits until every new port is C(ACTIVE).
+  - Two runs at the same time on the same servers both see a network missing and both attach it.
+    After attaching, the module reads each changed server again; where another run's attachment
+    came first, it detaches its own again and reports the other one, so the server ends with one
+    interface per wanted network.
   - B(Bare metal.) Nova attaches a network to an Ironic node only when the node has a free physical
     NIC on the network's physical network, and answers HTTP 500 otherwise. The module checks this
     before any change when it knows the node's NICs, and fails with a per-server explanation of the
@@ -661,7 +665,8 @@ class ServerInterfacesModule(CoeOpenStackModule):
         for plan, outcome in zip(plans, outcomes):
             server = plan.server
             detached_ids = set(p['id'] for p in outcome['detached'])
-            kept = list(plan.keep)
+            # Attachments a concurrent run made first stand in for this run's own.
+            kept = list(plan.keep) + list(outcome.get('adopted', []))
             # A failed run detached only part of the plan; ports it did not reach are still there.
             kept.extend((None, port) for port in plan.detach if port['id'] not in detached_ids)
             final = []

@@ -47,6 +47,7 @@ def world(sim_cloud_factory):
     return {'sim': sim, 'capi_b': capi_b, 'heat_stack': heat_stack, 'look_alikes': look_alikes}
 
 
+@pytest.mark.realservices
 def test_modules_on_every_kind_of_cluster(world, playbook):
     sim = world['sim']
     sim.reset_requests()

@@ -20,6 +20,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 SCENARIO = os.path.join(HERE, 'scenarios', 'discovery.yml')
 LOOK_ALIKES = ['login-1', 'heat-a-scratch-node-0', 'kube-zz9zz-default-worker-aaaaa-bbbbb']
+# Every test here also runs on the real-services tier (real Keystone and Heat).
+pytestmark = pytest.mark.realservices
 
 
 def sim_cloud_entry(sim):
@@ -119,7 +121,7 @@ def test_groups_hostvars_and_look_alikes(clouds):
     assert listing.rc == 0, listing.stderr
 
     heat = listing.hosts('cluster_heat_a')
-    assert len(heat) == 4
+    assert len(heat) == 4, listing.stderr + str(sorted(listing.groups()))
     assert len(listing.hosts('cluster_heat_a_master')) == 1
     assert len(listing.hosts('cluster_heat_a_nodegroup_gpu')) == 1
     capi_prefix = capi_b.get('stack_id') or capi_b.get('cluster_id')

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 
+import pytest
 import yaml
 
 from test_magnum_support import (
@@ -21,6 +22,7 @@ from test_magnum_support import (
 )
 
 
+@pytest.mark.realservices
 def test_lifecycle_create_rerun_preview_grow_read_kubeconfig_delete(sim_cloud, sim_env, playbook, tmp_path):
     run = playbook(os.path.join(PLAYBOOKS, 'cluster_lifecycle.yml'), {'workdir': str(tmp_path)}, sim_env).assert_ok()
 
@@ -100,6 +102,7 @@ def test_resize_and_upgrade_in_one_run(sim_cloud, sim_env, playbook):
     assert c['node_count'] == 3 and c['cluster_template_name'] == 'k8s-capi-v1.31'
 
 
+@pytest.mark.realservices
 def test_create_failed_returns_reason_and_leaves_nothing(sim_cloud, sim_env, playbook):
     sim_cloud.set_faults([{'kind': 'cluster_create_failed', 'name_regex': '^doomed$',
                            'reason': 'No valid host was found. There are not enough hosts available.'}])
@@ -172,8 +175,11 @@ def test_second_run_waits_for_the_first_instead_of_duplicating(sim_cloud, sim_en
 
 
 def test_busy_cluster_is_awaited_before_resizing(sim_cloud, sim_env, playbook):
-    sim_cloud.set_timings(cluster_update=6)
+    # Long enough that the second playbook starts while the first resize is still running,
+    # however loaded the machine is.
+    sim_cloud.set_timings(cluster_update=20)
     playbook(one('cluster', {'name': 'hpc-heat', 'node_count': 3, 'wait': False}), env=sim_env).assert_ok()
+    assert cluster_state(sim_cloud.state(), 'hpc-heat')['status'] == 'UPDATE_IN_PROGRESS'
     result = playbook(one('cluster', {'name': 'hpc-heat', 'node_count': 4}), env=sim_env).assert_ok().task('step')
     assert result['changed'] is True and workers(sim_cloud, 'hpc-heat') == 4
     assert 'UPDATE_IN_PROGRESS' in result['waited'][0]['what']

@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 
+import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -25,6 +26,7 @@ def credentials(path):
     return cfg, ca, cert, key
 
 
+@pytest.mark.realservices
 def test_tls_kubeconfig_is_signed_by_the_cluster_ca_and_reused(sim_cloud, sim_env, playbook, tmp_path):
     dest = tmp_path / 'hpc-heat.yaml'
     args = {'cluster': 'hpc-heat', 'dest': str(dest)}

@@ -2,6 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """hpcops.coe.cluster_nodegroup run by ansible-playbook against the simulated cloud."""
 
+import pytest
+
 from test_magnum_support import (
     cluster_state,
     magnum_writes,
@@ -19,6 +21,7 @@ def groups(sim_cloud, cluster='hpc-heat'):
     return dict((g['name'], g) for g in cluster_state(sim_cloud.state(), cluster)['nodegroups'])
 
 
+@pytest.mark.realservices
 def test_add_resize_and_remove_a_gpu_nodegroup(sim_cloud, sim_env, playbook):
     tasks = [
         task('cluster_nodegroup', GPU, name='Add'),

@@ -51,6 +51,7 @@ def _require_token_bridge(run):
     return result
 
 
+@pytest.mark.realservices
 def test_cluster_lifecycle_through_real_keystone(real_world, playbook):
     sim, state, env = real_world
     probe = playbook(one('cluster_info', {}, cloud=REAL_CLOUD, ignore_errors=True), env=env)

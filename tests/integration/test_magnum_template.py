@@ -2,6 +2,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """hpcops.coe.cluster_template run by ansible-playbook against the simulated cloud."""
 
+import pytest
+
 from test_magnum_support import (
     magnum_writes,
     one,
@@ -27,6 +29,7 @@ TEMPLATE = {
 }
 
 
+@pytest.mark.realservices
 def test_template_create_rerun_patch_and_delete(sim_cloud, sim_env, playbook):
     tasks = [
         task('cluster_template', TEMPLATE, name='Create'),

@@ -12,27 +12,15 @@ Run with the test-world plugin: ``pytest -p testworld.pytest_plugin tests/reliab
 """
 
 import copy
+import json
 import os
+import shutil
+import tempfile
 
 import pytest
-import yaml
 
-from reliability_kit import FIGURES, KUBE_OPTIONS, TIMINGS
+from reliability_kit import DEFAULT_SCENARIO, FIGURES, KUBE_OPTIONS, SCENARIOS, TIMINGS
 from testworld.kubernetes.world import KubeWorld
-
-SCENARIOS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                         'testworld', 'scenarios')
-
-
-def _default_scenario():
-    with open(os.path.join(SCENARIOS, 'default.yml')) as f:
-        scn = yaml.safe_load(f)
-    # A cluster that never finishes building would be in every count; no test here needs it.
-    scn['clusters'] = [c for c in scn['clusters'] if c.get('complete_after') != 'never']
-    return scn
-
-
-DEFAULT_SCENARIO = _default_scenario()
 
 
 class _Factory(object):
@@ -90,7 +78,32 @@ def kube_world(cloud_factory):
     return cloud_factory.kube()
 
 
+# Under pytest-xdist every worker counts its own tests: each leaves its figures in a
+# folder the controller made (workers inherit its environment), and the controller
+# adds them up before printing.
+FIGURES_DIR_ENV = 'HPCOPS_RELIABILITY_FIGURES_DIR'
+
+
+def pytest_configure(config):
+    if not hasattr(config, 'workerinput'):
+        os.environ[FIGURES_DIR_ENV] = tempfile.mkdtemp(prefix='reliability-figures-')
+
+
+def pytest_sessionfinish(session, exitstatus):
+    workerinput = getattr(session.config, 'workerinput', None)
+    if workerinput is not None and os.environ.get(FIGURES_DIR_ENV):
+        path = os.path.join(os.environ[FIGURES_DIR_ENV], '%s.json' % workerinput['workerid'])
+        with open(path, 'w') as f:
+            json.dump(FIGURES.state(), f)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    folder = os.environ.get(FIGURES_DIR_ENV)
+    if folder and os.path.isdir(folder):
+        for name in sorted(os.listdir(folder)):
+            with open(os.path.join(folder, name)) as f:
+                FIGURES.merge(json.load(f))
+        shutil.rmtree(folder, ignore_errors=True)
     terminalreporter.section('reliability figures')
     for line in FIGURES.lines():
         terminalreporter.write_line(line)

@@ -43,6 +43,21 @@ TIMINGS = {
     'nodegroup_create': 0.3, 'nodegroup_update': 0.2, 'nodegroup_delete': 0.2,
 }
 KUBE_OPTIONS = {'nfd_interval': 0.2, 'tick': 0.05, 'pod_start': 0.05, 'job_run': 0.1}
+SCENARIOS = os.path.join(REPO, 'testworld', 'scenarios')
+
+
+def _default_scenario():
+    import yaml
+
+    with open(os.path.join(SCENARIOS, 'default.yml')) as f:
+        scn = yaml.safe_load(f)
+    # A cluster that never finishes building would be in every count; no test here needs it.
+    scn['clusters'] = [c for c in scn['clusters'] if c.get('complete_after') != 'never']
+    return scn
+
+
+# The demo cloud: one project, VM and bare-metal flavors, fast networks, two clusters.
+DEFAULT_SCENARIO = _default_scenario()
 
 
 # --------------------------------------------------------------------------- figures
@@ -55,7 +70,7 @@ class Figures(object):
         self.fault_scenarios = []      # {name, module_runs, first_run_ok, rerun_ok, clean_failures}
         self.leaks = {}                # scenario -> {kind: count}
         self.bad_input = {}            # group -> [tried, passed]
-        self.secrets = {'grepped': 0, 'found': 0, 'values': 0, 'sources': 0}
+        self.secrets = {}              # label -> {grepped, found, values, sources}
         self.check_mode = [0, 0]       # predictions compared, matched
         self.concurrency = []          # (what, ok)
 
@@ -73,17 +88,32 @@ class Figures(object):
             t, p = self.bad_input.get(group, (0, 0))
             self.bad_input[group] = (t + tried, p + passed)
 
-    def secret_grep(self, values, sources, found):
+    def secret_grep(self, label, values, sources, found):
         with self.lock:
-            self.secrets['values'] += values
-            self.secrets['sources'] += sources
-            self.secrets['grepped'] += values * sources
-            self.secrets['found'] += found
+            self.secrets[label] = {'values': values, 'sources': sources, 'grepped': values * sources,
+                                   'found': found}
 
     def predictions(self, compared, matched):
         with self.lock:
             self.check_mode[0] += compared
             self.check_mode[1] += matched
+
+    def state(self):
+        """What was counted, as JSON-ready data (xdist workers hand it to the controller)."""
+        with self.lock:
+            return {'fault_scenarios': self.fault_scenarios, 'leaks': self.leaks,
+                    'bad_input': dict((g, list(tp)) for g, tp in self.bad_input.items()),
+                    'secrets': self.secrets, 'check_mode': self.check_mode, 'concurrency': self.concurrency}
+
+    def merge(self, state):
+        """Add another process's counts to these."""
+        self.fault_scenarios.extend(state['fault_scenarios'])
+        self.leaks.update(state['leaks'])
+        for group, (tried, passed) in state['bad_input'].items():
+            self.bad(group, tried, passed)
+        self.secrets.update(state['secrets'])
+        self.predictions(*state['check_mode'])
+        self.concurrency.extend(tuple(c) for c in state['concurrency'])
 
     def lines(self):
         out = []
@@ -108,9 +138,10 @@ class Figures(object):
         passed = sum(p for dummy, p in self.bad_input.values())
         out.append('bad-input cases tried: %d, passed: %d (%s)' % (
             tried, passed, ', '.join('%s %d/%d' % (g, p, t) for g, (t, p) in sorted(self.bad_input.items()))))
-        s = self.secrets
-        out.append('secrets grepped: %d (%d secret values x %d captured outputs), found: %d (must be 0)'
-                   % (s['grepped'], s['values'], s['sources'], s['found']))
+        for label, s in sorted(self.secrets.items()) or [('nothing', {'values': 0, 'sources': 0, 'grepped': 0,
+                                                                      'found': 0})]:
+            out.append('secrets grepped in %s: %d (%d secret values x %d captured outputs), found: %d (must be 0)'
+                       % (label, s['grepped'], s['values'], s['sources'], s['found']))
         out.append('check-mode predictions matched: %d of %d' % (self.check_mode[1], self.check_mode[0]))
         if self.concurrency:
             out.append('concurrency checks: %d of %d held (%s)' % (
@@ -154,6 +185,10 @@ class Run(object):
 
     def __repr__(self):
         return '<Run rc=%s tasks=%d %.1fs>' % (self.rc, len(self.records), self.seconds)
+
+    @property
+    def playbook(self):
+        return self.command[5]
 
     def record(self, name):
         hits = [r for r in self.records if r['task'] == name]

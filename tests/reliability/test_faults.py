@@ -439,8 +439,8 @@ def kube_steps(wait=True):
     gpu = {'hpcops.example/gpu': 'true'}
     return [
         Step('rule', 'node_feature_rule', {'name': 'rel-rules', 'rules': [
-            {'name': 'nvidia', 'labels': {'rel-gpu': 'true'}, 'pci': {'vendor': '10de'}}]}, says=SAYS_UNAVAILABLE
-             + '|Conflict|HTTP 409'),
+            {'name': 'nvidia', 'labels': {'rel-gpu': 'true'}, 'pci': {'vendor': '10de'}}]},
+            says=SAYS_UNAVAILABLE + '|Conflict|HTTP 409'),
         Step('module', 'kernel_module', {
             'name': 'nvidia', 'namespace': NS, 'module_name': 'nvidia', 'selector': gpu,
             'container_image': 'registry.example.com/drivers/nvidia:550-${KERNEL_FULL_VERSION}',
@@ -453,7 +453,7 @@ def kube_steps(wait=True):
         Step('validation', 'accelerator_validation', {
             'name': 'rel-gpu-check', 'namespace': NS, 'resource': 'nvidia.com/gpu', 'image': 'cuda:12',
             'command': ['nvidia-smi', '-L'], 'wait_sleep': 0.2, 'wait_timeout': 20},
-             says=SAYS_UNAVAILABLE + '|Conflict|HTTP 409'),
+            says=SAYS_UNAVAILABLE + '|Conflict|HTTP 409'),
     ]
 
 
@@ -579,10 +579,6 @@ def test_token_expiry_mid_run_is_survived(outcomes):
     assert outcome.notes['revocations'] >= 3 and outcome.notes['logins'] >= 3, outcome.notes
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "hpcops.coe.cluster state=absent waits for a cluster in CREATE_IN_PROGRESS to settle before deleting it "
-    "(ClusterModule.absent -> settle), so a build that never finishes cannot be aborted: the delete times out "
-    "with 'still CREATE_IN_PROGRESS ... waited for it to settle before deleting it' and the cluster stays"))
 def test_stuck_build_times_out_clearly_and_can_be_aborted(outcomes):
     check(outcomes['StuckBuild'])
 
@@ -593,11 +589,6 @@ def test_kubernetes_api_errors_and_conflicts(outcomes):
     assert outcome.notes['fired'] >= 1, outcome.notes
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "one 503 from Keystone's version discovery while a Magnum module builds its client is neither retried nor "
-    "named: magnumclient wraps the keystoneauth DiscoveryFailure in a RuntimeError, and describe_error() in "
-    "plugins/module_utils/openstack.py reports any RuntimeError mentioning 'endpoint' as \"the container-infra "
-    "(Magnum) service is not in the cloud's catalog\"; hpcops.coe.cluster_info fails with that message"))
 def test_a_keystone_503_is_retried_or_named(cloud, tmp_path):
     # Keystone answers 503 once: on the version discovery every fresh session starts with.
     cloud.set_faults([{'service': 'identity', 'method': 'GET', 'path_regex': '^/identity/v3/?$', 'status': 503,

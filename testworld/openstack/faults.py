@@ -2,10 +2,13 @@
 
 Two families of rules share one list:
 
-* HTTP rules ``{service, method, path_regex, status, rate, count, latency_ms, body, message}``
-  match requests before they reach a handler; ``status`` makes the request fail
-  with that code in the service's own error shape (or with ``body``), while
-  ``latency_ms`` alone only slows matching requests down.
+* HTTP rules ``{service, method, path_regex, status, rate, count, latency_ms, body, message,
+  rendezvous}`` match requests before they reach a handler; ``status`` makes the request
+  fail with that code in the service's own error shape (or with ``body``), while
+  ``latency_ms`` alone only slows matching requests down. ``rendezvous: N`` holds matching
+  requests until N different clients (told apart by their token) have sent one, waiting at
+  most ``latency_ms``: two runs racing for one create then always read the cloud before
+  either create lands, however far apart the machine's load lets them start.
 * Behaviour rules (``kind``) are consulted by the services at the point where
   the real cloud would misbehave: ``cluster_create_failed``,
   ``cluster_delete_failed``, ``cluster_stuck``, ``attach_500``,
@@ -75,6 +78,9 @@ class Rule:
         rule_seed = spec.get("seed", None if seed is None else "%s/%d" % (seed, index))
         self.rng = random.Random(rule_seed)
         self.fired = 0
+        self.rendezvous = int(spec.get("rendezvous") or 0)
+        self._met = threading.Condition()
+        self.clients = set()
 
     @property
     def exhausted(self):
@@ -99,6 +105,15 @@ class Rule:
             return False
         return True
 
+    def meet(self, client):
+        """Hold a matching request until ``rendezvous`` clients have come (or ``latency_ms`` passed)."""
+        with self._met:
+            self.clients.add(client or "anonymous")
+            if len(self.clients) >= self.rendezvous:
+                self._met.notify_all()
+                return True
+            return self._met.wait_for(lambda: len(self.clients) >= self.rendezvous, self.latency_ms / 1000.0)
+
     def response(self, service, req):
         if self.body is not None:
             return Response(int(self.status), self.body)
@@ -113,6 +128,8 @@ class Rule:
     def describe(self):
         d = dict(self.spec)
         d["fired"] = self.fired
+        if self.rendezvous:
+            d["clients"] = len(self.clients)
         if self.remaining is not None:
             d["remaining"] = self.remaining
         return d

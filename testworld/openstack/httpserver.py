@@ -193,7 +193,9 @@ class App:
         world.stats.count(service.name, "%s %s" % (method, template))
         delay = world.latency_ms
         fault = world.faults.match_http(service.name, method, path)
-        if fault is not None and fault.latency_ms:
+        if fault is not None and fault.rendezvous:
+            fault.meet(headers.get("X-Auth-Token"))
+        elif fault is not None and fault.latency_ms:
             delay += fault.latency_ms
         if delay:
             time.sleep(delay / 1000.0)

@@ -351,10 +351,22 @@ class HeatStackBackend:
 
     # -- operations
     def create(self, layout, wait=False, timeout=120):
-        """Create the stack; returns {'id', 'stack_name'}."""
+        """Create the stack; returns {'id', 'stack_name'}.
+
+        Stack names carry random characters, so a stack of the same name is a leftover of
+        an earlier simulator with the same seed (its delete still running): it goes first.
+        """
         body = self._body(layout)
         body['stack_name'] = layout.name
-        stack = self._call('POST', '/stacks', body).json()['stack']
+        resp = self._call('POST', '/stacks', body, expect=(201, 409))
+        if resp.status_code == 409:
+            stale = self.get(layout.name)
+            if stale is not None:
+                if not stale['stack_status'].startswith('DELETE'):
+                    self.delete(stale)
+                self.wait(stale, 'DELETE', timeout)
+            resp = self._call('POST', '/stacks', body)
+        stack = resp.json()['stack']
         result = {'id': stack['id'], 'stack_name': layout.name}
         if wait:
             self.wait(result, 'CREATE', timeout)
@@ -438,8 +450,37 @@ def attach(world, settings):
     _validate_with(world, validator)
     mirror = HeatMirror(world, settings['heat_url'], settings['service_credentials'],
                         cleanup=settings.get('cleanup', True))
+    # The scenario's clusters are complete from the start: so are their real stacks.
+    mirror.settle(timeout=float(settings.get('settle_timeout', 180)))
+    _gate_completion(world, mirror, float(settings.get('gate_timeout', 120)))
     mirror.start()
     return mirror
+
+
+def _gate_completion(world, mirror, limit):
+    """Hold back the end of a Heat-driver operation until the real stack has caught up.
+
+    Magnum reports CREATE_COMPLETE (UPDATE_, DELETE_) once Heat has; the simulated driver
+    completes on a timer. Its completion is deferred while the cluster's real stacks are
+    not settled, at most ``limit`` seconds (then it completes anyway, and the mirror logs).
+    """
+    for driver in world.magnum.drivers.values():
+        if getattr(driver, 'heat_stacks', False):
+            driver._run = _gated_run(world, mirror, limit, driver._run)  # pylint: disable=protected-access
+
+
+def _gated_run(world, mirror, limit, run):
+    def gated(cluster_uuid, fn, fault, args, since=None):
+        cluster = world.magnum.clusters.get(cluster_uuid)
+        since = time.monotonic() if since is None else since
+        if cluster is not None and not mirror.settled(cluster):
+            if time.monotonic() - since < limit:
+                # Still the cluster's pending operation: a new one cancels it, as before.
+                cluster.pending = world.later(0.2, gated, cluster_uuid, fn, fault, args, since)
+                return
+            mirror._error('cluster %s went on without its real stack after %ss' % (cluster.name, limit))  # pylint: disable=protected-access
+        run(cluster_uuid, fn, fault, args)
+    return gated
 
 
 def _validate_with(world, validator):
@@ -496,6 +537,7 @@ class HeatMirror:
         self.entries = {}    # simulated stack id -> {'real', 'sent', 'busy', 'project_id', 'retry_at'}
         self.errors = []     # the latest failures, for tests and logs
         self._backends = {}
+        self._create_retry = {}  # simulated stack id -> when a failed create may be tried again
         self._stop = threading.Event()
         self._thread = None
 
@@ -510,14 +552,23 @@ class HeatMirror:
         if self._thread is not None:
             self._thread.join(timeout=30)
         if self.cleanup if cleanup is None else cleanup:
+            deleting = []
             for entry in list(self.entries.values()):
                 try:
                     backend = self.backend(entry['project_id'])
                     backend.timeout = 10
                     backend.delete(entry['real'])
+                    deleting.append((backend, entry['real']))
                 except (BridgeError, ks_exc.ClientException) as exc:
                     self._error('delete %s: %s' % (entry['real']['stack_name'], exc))
             self.entries.clear()
+            # The next simulator of this tier may reuse the names: let Heat finish (briefly).
+            deadline = time.monotonic() + 30
+            for backend, real in deleting:
+                try:
+                    backend.wait(real, 'DELETE', max(1.0, deadline - time.monotonic()))
+                except (BridgeError, ks_exc.ClientException) as exc:
+                    self._error('delete %s: %s' % (real['stack_name'], exc))
 
     def backend(self, project_id):
         if project_id not in self._backends:
@@ -550,34 +601,64 @@ class HeatMirror:
         out = {}
         with self.world.lock:
             for cluster in list(self.world.magnum.clusters.values()):
-                driver = cluster.driver
-                if not getattr(driver, 'heat_stacks', False):
-                    continue
-                stacks = []
-                if cluster.stack is not None:
-                    stacks.append((cluster.stack, [ng for ng in cluster.nodegroups if ng.is_default],
-                                   driver.top_outputs(cluster)))
-                for ng in cluster.nodegroups:
-                    if ng.own_stack is not None:
-                        stacks.append((ng.own_stack, [ng], driver.ng_outputs(cluster, ng)))
-                for sim_stack, groups, outputs in stacks:
-                    if sim_stack.status.startswith('DELETE'):
-                        continue
-                    servers = []
-                    for ng in groups:
-                        group = MASTERS if ng.role == 'master' else MINIONS
-                        for m in ng.members:
-                            addresses = driver.ips(m, False)
-                            servers.append({'group': group, 'index': m.index, 'name': m.name, 'id': m.server_id,
-                                            'first_address': addresses[0] if addresses else ''})
-                    layout = StackLayout(sim_stack.name, {o['output_key']: o.get('output_value') for o in outputs},
-                                         servers, timeout_mins=sim_stack.timeout_mins or 60,
-                                         descriptions={o['output_key']: o['description'] for o in outputs
-                                                       if o.get('description')})
-                    key = json.dumps([layout.outputs, sorted(servers, key=lambda s: (s['group'], s['index']))],
-                                     sort_keys=True)
-                    out[sim_stack.id] = (cluster.project_id, layout, key)
+                out.update(self._cluster_stacks(cluster))
         return out
+
+    def _cluster_stacks(self, cluster):
+        """The live stacks of one cluster (its own, and those of non-default nodegroups); under the lock."""
+        driver = cluster.driver
+        if not getattr(driver, 'heat_stacks', False):
+            return {}
+        stacks = []
+        if cluster.stack is not None:
+            stacks.append((cluster.stack, [ng for ng in cluster.nodegroups if ng.is_default], driver.top_outputs(cluster)))
+        for ng in cluster.nodegroups:
+            if ng.own_stack is not None:
+                stacks.append((ng.own_stack, [ng], driver.ng_outputs(cluster, ng)))
+        out = {}
+        for sim_stack, groups, outputs in stacks:
+            if sim_stack.status.startswith('DELETE'):
+                continue
+            servers = []
+            for ng in groups:
+                group = MASTERS if ng.role == 'master' else MINIONS
+                for m in ng.members:
+                    addresses = driver.ips(m, False)
+                    servers.append({'group': group, 'index': m.index, 'name': m.name, 'id': m.server_id,
+                                    'first_address': addresses[0] if addresses else ''})
+            layout = StackLayout(sim_stack.name, {o['output_key']: o.get('output_value') for o in outputs},
+                                 servers, timeout_mins=sim_stack.timeout_mins or 60,
+                                 descriptions={o['output_key']: o['description'] for o in outputs if o.get('description')})
+            key = json.dumps([layout.outputs, sorted(servers, key=lambda s: (s['group'], s['index']))], sort_keys=True)
+            out[sim_stack.id] = (cluster.project_id, layout, key)
+        return out
+
+    def _all_stack_ids(self, cluster):
+        ids = [cluster.stack.id] if cluster.stack is not None else []
+        return ids + [ng.own_stack.id for ng in cluster.nodegroups if ng.own_stack is not None]
+
+    def settled(self, cluster):
+        """Whether real Heat holds this cluster's stacks as they are now, no operation running."""
+        with self.world.lock:
+            wanted = self._cluster_stacks(cluster)
+            ids = self._all_stack_ids(cluster)
+        for sim_id in ids:
+            entry = self.entries.get(sim_id)
+            if sim_id in wanted:
+                if entry is None or entry['busy'] or entry['sent'] != wanted[sim_id][2]:
+                    return False
+            elif entry is not None:
+                return False
+        return True
+
+    def settle(self, timeout=180):
+        """Sync in this thread until real Heat matches the simulator (before start())."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.sync_once()
+            if self.idle() or time.monotonic() > deadline:
+                return
+            time.sleep(self.interval)
 
     # -- bringing real Heat in line
     def sync_once(self):
@@ -587,9 +668,14 @@ class HeatMirror:
             entry = self.entries.get(sim_id)
             if entry is not None and entry.get('retry_at', 0) > now:
                 continue
+            if entry is None and self._create_retry.get(sim_id, 0) > now:
+                continue
             try:
                 if entry is None:
+                    # Held back on failure, like the other operations (never a create per tick).
+                    self._create_retry[sim_id] = now + 2
                     real = self.backend(project_id).create(layout)
+                    self._create_retry.pop(sim_id, None)
                     self.entries[sim_id] = {'real': real, 'sent': key, 'busy': True, 'project_id': project_id}
                     self._adopt(sim_id, real['id'])
                     continue

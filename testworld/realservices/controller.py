@@ -338,11 +338,14 @@ class RealServices:
             return False
         return True
 
-    def register_sim(self, sim_url, catalog=None):
+    def register_sim(self, sim_url, catalog=None, region=None):
         """Point compute, network, image and container-infra at the simulator.
 
         ``catalog`` maps service type to URL, for a simulator whose paths differ from
-        ``SIM_SERVICES``; replaces earlier registrations.
+        ``SIM_SERVICES``. ``region`` gives the simulator a region of its own in the catalog
+        (with Keystone and Heat registered there too), so that several simulators can share
+        one Keystone as several clouds; without it the simulator replaces the earlier
+        registration in ``RegionOne``.
         """
         state = self._running_state()
         sim_url = sim_url.rstrip('/')
@@ -350,18 +353,26 @@ class RealServices:
         urls.update(catalog or {})
         token = self._admin_token(state)
         ks = state['keystone_url'] + '/v3'
+        region = region or REGION
+        if region != REGION:
+            self.http.request('POST', ks + '/regions', {'region': {'id': region}}, token=token,
+                              expect=(201, 409))
+            urls.setdefault('identity', ks)
+            urls.setdefault('orchestration', state['heat_url'])
+        names = dict(SIM_SERVICES, identity=('keystone', ''), orchestration=('heat', ''))
         for stype, url in urls.items():
-            name = SIM_SERVICES.get(stype, (stype, ''))[0]
-            service_id = self._ensure_service(ks, token, stype, name)
-            body = self.http.request('GET', '%s/endpoints?service_id=%s' % (ks, service_id), token=token)[2]
+            service_id = self._ensure_service(ks, token, stype, names.get(stype, (stype, ''))[0])
+            body = self.http.request('GET', '%s/endpoints?service_id=%s&region_id=%s' % (ks, service_id, region),
+                                     token=token)[2]
             for ep in body['endpoints']:
                 self.http.request('DELETE', '%s/endpoints/%s' % (ks, ep['id']), token=token)
             for interface in ('public', 'internal'):
                 self.http.request('POST', ks + '/endpoints', {'endpoint': {
-                    'service_id': service_id, 'interface': interface, 'url': url, 'region_id': REGION}}, token=token)
-        state['sim_url'] = sim_url
-        state['sim_catalog'] = urls
-        self._save(state)
+                    'service_id': service_id, 'interface': interface, 'url': url, 'region_id': region}}, token=token)
+        if region == REGION:
+            state['sim_url'] = sim_url
+            state['sim_catalog'] = urls
+            self._save(state)
         return state
 
     def provision_identity(self, identity):
@@ -715,16 +726,16 @@ class RealServices:
         body = {'service': {'type': stype, 'name': name, 'enabled': True}}
         return self.http.request('POST', ks + '/services', body, token=token)[2]['service']['id']
 
-    def write_clouds_yaml(self, path=None, prefix=CLOUD):
+    def write_clouds_yaml(self, path=None, prefix=CLOUD, region=None):
         """Write (mode 0600) a clouds.yaml for this tier: ``<prefix>`` is the first user of the
         latest identity, ``<prefix>-<user>`` the others, ``<prefix>-appcred`` its first
         application credential, ``<prefix>-cloud-admin`` Keystone's bootstrap admin. With
         ``prefix='hpcops-sim'`` the names are the simulator's, so that tests and playbooks
         written for the simulator's clouds.yaml run unchanged on this tier."""
         state = self._running_state()
-        return self._write_clouds_yaml(state, path, prefix)
+        return self._write_clouds_yaml(state, path, prefix, region)
 
-    def _write_clouds_yaml(self, state, path=None, prefix=CLOUD):
+    def _write_clouds_yaml(self, state, path=None, prefix=CLOUD, region=None):
         auth_url = state['keystone_url'] + '/v3'
         common = {'auth_url': auth_url, 'user_domain_name': 'Default', 'project_domain_name': 'Default'}
         clouds = {}
@@ -740,7 +751,7 @@ class RealServices:
                 'auth_url': auth_url, 'application_credential_id': cred['id'],
                 'application_credential_secret': cred['secret']}}
         for cloud in clouds.values():
-            cloud.update({'region_name': REGION, 'identity_api_version': 3, 'interface': 'public'})
+            cloud.update({'region_name': region or REGION, 'identity_api_version': 3, 'interface': 'public'})
         path = path or state['clouds_yaml']
         # JSON is YAML: no YAML library needed here.
         _write(path, json.dumps({'clouds': clouds}, indent=2) + '\n', 0o600)

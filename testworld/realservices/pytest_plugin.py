@@ -51,9 +51,11 @@ def sim_cloud_factory(real_services, tmp_path_factory):
         starter = SimCloud.spawn if mode == 'process' else SimCloud.start
         cloud = starter(scenario=scn, state_dir=str(state_dir))
         clouds.append(cloud)
-        real_services.register_sim(cloud.url)
+        # A region of its own: two simulators of one test are two clouds, not one.
+        region = 'sim-%d' % len(clouds)
+        real_services.register_sim(cloud.url, region=region)
         cloud.clouds_yaml = real_services.write_clouds_yaml(os.path.join(str(state_dir), 'clouds-real.yaml'),
-                                                            prefix=cloud.cloud_name)
+                                                            prefix=cloud.cloud_name, region=region)
         return cloud
 
     yield factory

@@ -61,6 +61,10 @@ def test_format_error_for_missing_catalog_entry_and_connection():
     (ksa_exc.ConnectionError('reset'), False, False),
     (ksa_exc.ConnectionError('reset'), True, True),
     (ValueError('x'), True, False),
+    # Keystone's version discovery names the HTTP status only in its message.
+    (ksa_exc.DiscoveryFailure('Could not find versioned identity endpoints. Unavailable (HTTP 503)'), True, True),
+    (ksa_exc.DiscoveryFailure('Could not find versioned identity endpoints. Unavailable (HTTP 503)'), False, False),
+    (ksa_exc.DiscoveryFailure('Could not find versioned identity endpoints. Not Found (HTTP 404)'), True, False),
     (magnum_exc.Conflict(message='Conflict', details='A node group with name gpu already exists in the cluster hpc.'),
      True, False),
     (magnum_exc.Conflict(message='max_node_count for gpu is invalid (node_count (5) should be less or equal to '
