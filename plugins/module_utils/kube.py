@@ -23,6 +23,7 @@ import json
 import re
 import traceback
 
+from ansible_collections.hpcops.coe.plugins.module_utils.argspec import refuse_unclear_input
 from ansible_collections.hpcops.coe.plugins.module_utils.waiting import WaitTimeout, wait_for
 
 try:
@@ -98,6 +99,7 @@ def argument_spec(**extra):
 
 def new_module(argument_spec, **kwargs):
     """An AnsibleModule wrapped the way kubernetes.core's client expects it."""
+    refuse_unclear_input(argument_spec, **kwargs)
     if not HAS_K8S_CORE:
         from ansible.module_utils.basic import AnsibleModule
         module = AnsibleModule(argument_spec=argument_spec, **kwargs)

@@ -23,6 +23,7 @@ from ansible_collections.openstack.cloud.plugins.module_utils.openstack import (
     openstack_full_argument_spec,
 )
 from ansible_collections.hpcops.coe.plugins.module_utils import magnum as mg
+from ansible_collections.hpcops.coe.plugins.module_utils.argspec import refuse_unclear_input
 from ansible_collections.hpcops.coe.plugins.module_utils.waiting import (
     PROGRESS_FILE_ENV,
     ProgressLog,
@@ -274,6 +275,7 @@ class CoeOpenStackModule(OpenStackModule):
 
     def __init__(self):
         self._started = time.monotonic()
+        refuse_unclear_input(openstack_full_argument_spec(**self.argument_spec), **self.module_kwargs)
         super(CoeOpenStackModule, self).__init__()
         if self.requires_magnumclient and not HAS_MAGNUMCLIENT:
             self.fail_json(msg=missing_required_lib('python-magnumclient'),

@@ -98,6 +98,8 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if hasattr(config, 'workerinput'):
+        return  # the controller prints the sum
     folder = os.environ.get(FIGURES_DIR_ENV)
     if folder and os.path.isdir(folder):
         for name in sorted(os.listdir(folder)):

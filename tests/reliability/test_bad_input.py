@@ -793,12 +793,6 @@ def test_module_argument_specs_refuse_bad_values_by_name():
     assert not problems, '\n'.join(problems)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ansible-core's argument validation answers a non-mapping given to an option with suboptions "
-    "(type dict, or a list of dicts) with 'dictionary requested, could not parse JSON or key=value', "
-    "which names neither the option nor the expected shape; affects server_interfaces interfaces/physical_nics, "
-    "node_feature_rule rules, kernel_module kernel_mappings/pull_secret/device_plugin, device_plugin "
-    "nvidia/rdma_resources/sriov_resources"))
 def test_options_with_suboptions_refuse_non_mappings_by_name():
     cases = [c for c in generated_cases() if c.nested]
     assert len(cases) >= 9, [c.ident for c in cases]
