@@ -81,10 +81,13 @@ run_pytest() { # name, dir, pytest options...
     pytest -p testworld.pytest_plugin -q -ra --durations=10 --junitxml="$results/$name.xml" "$@" "$dir"
 }
 
-suite_testworld() { run_pytest testworld tests/testworld -n 2; }
+# test_realservices.py belongs to the real-services suite (it needs their installation).
+suite_testworld() { run_pytest testworld tests/testworld -n 2 --ignore tests/testworld/test_realservices.py; }
 # The integration tests mostly wait on simulated clouds, so more workers than cores pay off.
 suite_integration() { run_pytest integration tests/integration -n 4; }
-suite_reliability() { run_pytest reliability tests/reliability -n 2; }
+# --dist loadfile: the expensive module-scoped fixtures (fault scenarios, races, check-mode runs)
+# run once, on the worker that has their file, rather than once per worker.
+suite_reliability() { run_pytest reliability tests/reliability -n 2 --dist loadfile; }
 
 # The second tier: a real Keystone and a real Heat (installed by their setup script, cached
 # in .cache/realservices) behind the simulated Nova, Neutron, Glance and Magnum. The tests
@@ -92,7 +95,13 @@ suite_reliability() { run_pytest reliability tests/reliability -n 2; }
 # lifecycle, kubeconfigs, discovery through Heat stacks and the inventory plugin.
 suite_realservices() {
     bash testworld/realservices/setup.sh || return 1
-    run_pytest realservices tests/integration -p testworld.realservices.pytest_plugin -m realservices
+    local rc=0
+    # The fidelity tests of the tier itself, then the marked integration tests on it (each run
+    # starts its own Keystone and Heat: one after the other, never both at once).
+    pytest -p testworld.pytest_plugin -q -ra --durations=5 --junitxml="$results/realservices-fidelity.xml" \
+        tests/testworld/test_realservices.py || rc=1
+    run_pytest realservices tests/integration -p testworld.realservices.pytest_plugin -m realservices || rc=1
+    return "$rc"
 }
 suite_packaging() { run_pytest packaging tests/packaging; }
 
@@ -130,6 +139,9 @@ suite_molecule() {
         # shellcheck disable=SC1090  # written by tools/testworld.sh
         . "$env_file"
         for s in "${scenarios[@]}"; do
+            # Molecule keeps a scenario's state (e.g. "prepared") outside the repository: an
+            # interrupted earlier run must not make this one skip its prepare step.
+            molecule reset -s "$s" >/dev/null 2>&1 || true
             molecule test -s "$s"
             record molecule "$s" $? || rc=1
         done

@@ -97,6 +97,7 @@ def server_view(server):
         'status': (field(server, 'status', default='') or '').upper(),
         'task_state': field(server, 'task_state', 'OS-EXT-STS:task_state'),
         'locked': bool(field(server, 'is_locked', 'locked', default=False)),
+        'locked_reason': field(server, 'locked_reason'),
         'flavor': {
             'id': field(flavor, 'id'),
             'name': field(flavor, 'original_name', 'name'),
@@ -428,6 +429,45 @@ def module_port_description(server_id):
     return '%s for server %s' % (PORT_MARKER, server_id)
 
 
+def module_port_server_id(port):
+    """The ID of the server this module created ``port`` for, or None for any other port."""
+    head = module_port_description('')
+    desc = port.get('description') or ''
+    if not desc.startswith(head):
+        return None
+    return desc[len(head):].strip() or None
+
+
+def stale_port_candidates(all_ports, known_server_ids, keep_port_ids=()):
+    """Unattached ports this module made for servers not among ``known_server_ids``.
+
+    Nova keeps a port it did not create when its server is deleted (a Cluster-API
+    machine replacement, say), so the ports this module created stay behind. Only
+    ports carrying the module's mark with a server ID, attached to nothing, and not
+    named in the input (``keep_port_ids``) qualify. Whether their server is really
+    gone is for the caller to tell: ``known_server_ids`` may be a partial listing.
+    """
+    known = set(known_server_ids)
+    keep = set(keep_port_ids)
+    found = []
+    for port in all_ports:
+        server_id = module_port_server_id(port)
+        if (server_id and server_id not in known and port['id'] not in keep
+                and not port['device_id'] and not port['device_owner']):
+            found.append(port)
+    return found
+
+
+def ports_named_by(wants):
+    """IDs of the existing ports the input asks to attach."""
+    ids = set()
+    for want in wants:
+        if want.port is not None:
+            ids.add(want.port['id'])
+        ids.update(p['id'] for p in want.ports.values())
+    return ids
+
+
 def server_ports(ports, server_id):
     return [p for p in ports if p['device_id'] == server_id
             and (p['device_owner'].startswith('compute:') or not p['device_owner'])]
@@ -719,6 +759,28 @@ class SdkCloud:
 
     def list_subnets(self, **filters):
         return [subnet_view(s) for s in self.conn.network.subnets(**filters)]
+
+    def server_gone(self, server_id):
+        """Whether Nova answers 404 for the server: the one answer proving it no longer exists.
+
+        A soft-deleted server can still be restored, with its ports, so it is not gone.
+        """
+        try:
+            self.conn.compute.get_server(server_id)
+        except Exception as exc:
+            if http_status(exc) == 404:
+                return True
+            raise
+        return False
+
+    def is_admin(self):
+        """Whether the token has the admin role, for which Nova ignores server locks."""
+        try:
+            session = self.conn.session
+            access = session.auth.get_access(session)
+            return 'admin' in [r.lower() for r in access.role_names or []]
+        except Exception:  # noqa: BLE001 - unknown roles: assume a plain member, as most callers are
+            return False
 
     def get_port(self, port_id):
         try:
@@ -1072,6 +1134,45 @@ class Applier:
                 outcome['failed'] = True
                 outcome['msg'] = outcome['msg'] or ('%s: port %s on %s is %s, not ACTIVE, after %ss' % (
                     outcome['name'], port_id, att['network_id'], att['status'], self.timeout))
+
+
+def stale_ports(cloud, all_ports, known_server_ids, keep_port_ids=()):
+    """The ports of ``stale_port_candidates`` whose server Nova confirms gone.
+
+    A server listing is a moment earlier than the port listing, so a server made in
+    between (and given a port by a concurrent run) is missing from it; one look-up per
+    server named by a candidate tells for sure. Converged runs have no candidates.
+    """
+    candidates = stale_port_candidates(all_ports, known_server_ids, keep_port_ids)
+    gone = {}
+    for server_id in sorted(set(module_port_server_id(p) for p in candidates)):
+        try:
+            gone[server_id] = cloud.server_gone(server_id)
+        except Exception:  # noqa: BLE001 - when Nova cannot tell, the port stays
+            gone[server_id] = False
+    return [p for p in candidates if gone[module_port_server_id(p)]]
+
+
+def remove_stale_ports(cloud, ports):
+    """Delete the ``stale_ports``; returns (ports removed, problems as text).
+
+    Each port is read again first, so that one attached (or deleted) since the
+    listing is left alone: deleting an attached port would pull it out of a server.
+    """
+    removed = []
+    problems = []
+    for port in ports:
+        try:
+            current = cloud.get_port(port['id'])
+            if (current is None or current['device_id']
+                    or module_port_server_id(current) != module_port_server_id(port)):
+                continue
+            cloud.delete_port(port['id'])
+        except Exception as exc:  # noqa: BLE001 - a leftover that stays is not worth failing the run
+            problems.append('deleting stale port %s failed: %s' % (port['id'], describe_error(exc)))
+            continue
+        removed.append(port)
+    return removed, problems
 
 
 def mark_reusable_ports(plans, all_ports):

@@ -7,6 +7,12 @@ it reads from a ConfigMap: NVIDIA's GPU plugin (nvidia.com/gpu), Mellanox's
 RDMA shared device plugin (rdma/<name>, ConfigMap `rdma-devices`, key
 config.json) and the SR-IOV network device plugin (<prefix>/<name>,
 ConfigMap `sriovdp-config`, key config.json).
+
+The plugins read their configuration only when they start, so the pod
+template carries a hash of it: a changed configuration rolls the DaemonSet.
+A plugin can wait for its driver: the ready labels of the KMM Modules that
+load it are added to the node selector, so its pods start only on nodes
+where KMM has loaded the driver.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -14,9 +20,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import fnmatch
+import hashlib
 import json
 
 from ansible_collections.hpcops.coe.plugins.module_utils.kube import selector_matches
+from ansible_collections.hpcops.coe.plugins.module_utils.kube_kmm import ready_label
+
+CONFIG_HASH_ANNOTATION = 'hpcops.coe/config-hash'
 
 NFD = 'feature.node.kubernetes.io/'
 
@@ -49,16 +59,31 @@ TYPES = {
 RESOURCE_NAME_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.'
 
 
+def driver_labels(params):
+    """{label: ''}: the ready label of every KMM Module in `driver_modules` (namespace defaults to the plugin's)."""
+    out = {}
+    for module in params.get('driver_modules') or []:
+        out[ready_label(module.get('namespace') or params['namespace'], module['name'])] = ''
+    return out
+
+
 def defaults(params):
     kind = TYPES[params['type']]
     name = params.get('name') or kind['name']
+    selector = dict(params['node_selector'] if params.get('node_selector') is not None else kind['node_selector'])
+    selector.update(driver_labels(params))
     return {
         'name': name,
         'image': params.get('image') or kind['image'],
-        'node_selector': params['node_selector'] if params.get('node_selector') is not None else kind['node_selector'],
+        'node_selector': selector,
         'config_map': params.get('config_map_name') or (
             kind['config_map'] % name if '%s' in kind['config_map'] else kind['config_map']),
     }
+
+
+def config_hash(document):
+    """Hash of the rendered configuration, kept in the pod template so a change rolls the DaemonSet."""
+    return hashlib.sha256(document.encode('utf-8')).hexdigest()
 
 
 def _lower(values):
@@ -77,6 +102,9 @@ def validate(params):
     for field, expected in (('rdma_resources', 'rdma-shared'), ('sriov_resources', 'sriov'), ('nvidia', 'nvidia-gpu')):
         if params.get(field) and kind != expected:
             problems.append('%s only applies to type=%s' % (field, expected))
+    for i, module in enumerate(params.get('driver_modules') or []):
+        if not module.get('name'):
+            problems.append('driver_modules[%d].name is required (the name of the KMM Module)' % i)
     for field in ('rdma_resources', 'sriov_resources'):
         names = []
         for i, res in enumerate(params.get(field) or []):
@@ -157,9 +185,10 @@ def manifests(params):
     ns = params['namespace']
     labels = {'app.kubernetes.io/name': d['name'], 'app.kubernetes.io/component': 'device-plugin',
               'app.kubernetes.io/managed-by': 'hpcops.coe'}
+    document = config_document(params)
     config_map = {'apiVersion': 'v1', 'kind': 'ConfigMap',
                   'metadata': {'name': d['config_map'], 'namespace': ns, 'labels': labels},
-                  'data': {kind['config_key']: config_document(params)}}
+                  'data': {kind['config_key']: document}}
     mounts = [{'name': 'device-plugin', 'mountPath': '/var/lib/kubelet/device-plugins'},
               {'name': 'config', 'mountPath': kind['mount'], 'readOnly': True}]
     volumes = [{'name': 'device-plugin', 'hostPath': {'path': '/var/lib/kubelet/device-plugins'}},
@@ -190,7 +219,9 @@ def manifests(params):
                  'metadata': {'name': d['name'], 'namespace': ns, 'labels': labels},
                  'spec': {'selector': {'matchLabels': {'app.kubernetes.io/name': d['name']}},
                           'updateStrategy': {'type': 'RollingUpdate'},
-                          'template': {'metadata': {'labels': labels}, 'spec': pod}}}
+                          'template': {'metadata': {'labels': labels,
+                                                    'annotations': {CONFIG_HASH_ANNOTATION: config_hash(document)}},
+                                       'spec': pod}}}
     return config_map, daemonset
 
 

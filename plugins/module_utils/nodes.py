@@ -424,6 +424,9 @@ class ClusterPlan:
         self.cluster = cluster
         self.driver = driver
         self.nodegroups = nodegroups or []
+        # None (Magnum before 1.9) or an empty answer tells nothing about the nodegroups;
+        # a Magnum that lists them lists at least the default ones.
+        self.nodegroups_known = bool(nodegroups)
         self.prefixes = []          # server name prefixes owned by this cluster
         self.heat_index = {}        # server id -> (role, nodegroup)
         self.capi_matchers = []     # (name segment, role, nodegroup), longest segment first
@@ -470,23 +473,36 @@ def plan_cluster(conn, cluster, nodegroups=None):
     return plan
 
 
-def capi_role(name, prefix, matchers):
+def capi_role(name, prefix, matchers, nodegroups_known=True):
     """(role, nodegroup) of a CAPI server name, or None when the name is not a node's.
 
     ``<prefix>-control-plane-...`` is a master; ``<prefix>-<nodegroup>-<rand>-<rand>``
-    a worker of a known nodegroup (longest name first, since nodegroup names may
-    contain dashes). An unknown nodegroup is the name less its two random suffixes.
+    a worker of that nodegroup. With ``nodegroups_known`` (Magnum listed them, and
+    ``matchers`` holds them) the nodegroup part must be exactly one of theirs: a server
+    named ``<prefix>-bastion-<a>-<b>`` or ``<prefix>-gpu-spare-<a>-<b>`` is someone's
+    look-alike, not a worker of a nodegroup Magnum does not have. Only when the
+    nodegroups are unknown (Magnum before API 1.9) is the name less its two random
+    suffixes taken as the nodegroup.
     """
     if owning_prefix(name, [prefix]) is None:
         return None
     rest = name[len(prefix) + 1:]
-    for segment, role, nodegroup in matchers:
-        if rest.startswith(segment + '-'):
-            return role, nodegroup
     parts = rest.split('-')
-    if len(parts) < 3:
+    # The nodegroup part, when the name ends in two non-empty random suffixes.
+    nodegroup_part = '-'.join(parts[:-2]) if len(parts) >= 3 and all(parts[-2:]) else None
+    # Longest first, since nodegroup names may contain dashes and start like control-plane.
+    for segment, role, nodegroup in matchers:
+        if role == MASTER:
+            if rest.startswith(segment + '-'):
+                return role, nodegroup
+        elif nodegroups_known:
+            if nodegroup_part == segment:
+                return role, nodegroup
+        elif rest.startswith(segment + '-'):
+            return role, nodegroup
+    if nodegroups_known or not nodegroup_part:
         return None
-    return WORKER, '-'.join(parts[:-2])
+    return WORKER, nodegroup_part
 
 
 def assign_servers(plans, servers, other_prefixes=(), flavor_names_by_id=None):
@@ -519,7 +535,7 @@ def assign_servers(plans, servers, other_prefixes=(), flavor_names_by_id=None):
             plan = owners.get(prefix)
             if plan is None:
                 continue
-            match = capi_role(server.get('name') or '', prefix, plan.capi_matchers)
+            match = capi_role(server.get('name') or '', prefix, plan.capi_matchers, plan.nodegroups_known)
             if match is None:
                 continue
             role, ng = match

@@ -331,10 +331,13 @@ class CoeOpenStackModule(OpenStackModule):
         Keystone as well as a missing catalog entry) into one RuntimeError.
         """
         session = self.conn.session
+
+        def find():
+            return session.get_endpoint(service_type=service_type, interface=kwargs['interface'],
+                                        region_name=kwargs['region_name'])
+
         try:
-            url = retry_call(lambda: session.get_endpoint(service_type=service_type, interface=kwargs['interface'],
-                                                           region_name=kwargs['region_name']),
-                             deadline=max(5.0, min(120.0, self.remaining() or 120.0)))
+            url = retry_call(find, deadline=max(5.0, min(120.0, self.remaining() or 120.0)))
         except Exception as exc:  # noqa: BLE001 - reported with what Keystone said
             self.fail_json(msg=format_error(exc, 'reach', 'the %s service' % label), status_code=http_status(exc))
         if not url:

@@ -42,6 +42,8 @@ options:
       - C(present) creates the cluster or brings it to the wanted size and template.
       - C(absent) deletes it, also while it is being created or updated (Magnum then stops that
         operation). With I(wait=true) the module returns once Magnum no longer lists it.
+      - A cluster already being deleted (C(DELETE_IN_PROGRESS)) is not deleted again; the module
+        reports no change and, with I(wait=true), waits until it is gone.
     choices: [present, absent]
     default: present
     type: str
@@ -142,6 +144,8 @@ options:
       - C(delete) deletes it (after reading its C(status_reason) and C(faults)), so no
         half-created cluster is left behind and a rerun creates it again.
       - C(keep) leaves it for inspection. A rerun then fails until it is deleted.
+      - A cluster that another run created at the same moment (and that this run then waited
+        for) is never deleted by this run.
     choices: [delete, keep]
     default: delete
     type: str
@@ -491,34 +495,43 @@ class ClusterModule(CoeOpenStackModule):
                         self.fail_status(gone, "Cluster '%s' (%s) did not go away: %s" % (name, mg.object_id(c), err))
             return self.result(False)
 
+        uuid = mg.object_id(cluster)
+        if mg.is_deleting(mg.field(cluster, 'status')):
+            # Found by UUID while someone else's delete runs: that delete is not this
+            # run's change, so report none (also in check mode) and only wait for it.
+            if self.params['wait'] and not self.check_mode:
+                self.wait_deleted(uuid, name)
+            return self.result(False)
+
         self.plan['action'] = 'delete'
         before = self.view(cluster)
         if self.check_mode:
             return self.result(True, before=before, after={})
         # No wait for a running create or update: Magnum deletes a cluster in any status (its
         # driver cancels what is in progress), and a build that never ends must be abortable.
-        uuid = mg.object_id(cluster)
-        if mg.field(cluster, 'status') != 'DELETE_IN_PROGRESS':
-            gone_already = []
+        gone_already = []
 
-            def on_error(exc):
-                if http_status(exc) == 404:
-                    gone_already.append(True)
-                    return None
-                return RAISE
+        def on_error(exc):
+            if http_status(exc) == 404:
+                gone_already.append(True)
+                return None
+            return RAISE
 
-            self.magnum_call('delete', "cluster '%s' (%s)" % (name, uuid),
-                             lambda c: c.clusters.delete(uuid), on_error=on_error)
-            if gone_already:
-                return self.result(False)
+        self.magnum_call('delete', "cluster '%s' (%s)" % (name, uuid),
+                         lambda c: c.clusters.delete(uuid), on_error=on_error)
+        if gone_already:
+            return self.result(False)
         if self.params['wait']:
-            last, err = self.wait_cluster(uuid, "cluster '%s' delete" % name,
-                                          done=lambda c: c is None,
-                                          failed=lambda c: mg.field(c, 'status') == 'DELETE_FAILED')
-            if err is not None:
-                self.fail_status(last, "Cluster '%s' delete did not finish: %s%s" % (
-                    name, err, self._reason_suffix(last)))
+            self.wait_deleted(uuid, name)
         return self.result(True, before=before, after={})
+
+    def wait_deleted(self, uuid, name):
+        last, err = self.wait_cluster(uuid, "cluster '%s' delete" % name,
+                                      done=lambda c: c is None,
+                                      failed=lambda c: mg.field(c, 'status') == 'DELETE_FAILED')
+        if err is not None:
+            self.fail_status(last, "Cluster '%s' delete did not finish: %s%s" % (
+                name, err, self._reason_suffix(last)))
 
     @staticmethod
     def _reason_suffix(cluster):
@@ -613,10 +626,15 @@ class ClusterModule(CoeOpenStackModule):
 
         cluster = self.get_cluster(uuid)
         if p['wait']:
-            cluster = self.wait_create(uuid, template)
+            cluster = self.wait_create(uuid, template, ours=changed)
         return self.result(changed, cluster, template, before={}, after=after)
 
-    def wait_create(self, uuid, template):
+    def wait_create(self, uuid, template, ours=True):
+        """Wait for CREATE_COMPLETE; on CREATE_FAILED apply on_create_failure to a cluster of this run.
+
+        `ours` is False for the keeper of a create race: another run created it,
+        and that run (or its owner) decides what happens to it.
+        """
         name = self.params['name']
         cluster, err = self.wait_cluster(
             uuid, "cluster '%s' create" % name,
@@ -635,7 +653,11 @@ class ClusterModule(CoeOpenStackModule):
         cluster = self.get_cluster(uuid) or cluster
         msg = "Cluster '%s' (%s) failed to create: %s" % (
             name, uuid, mg.field(cluster, 'status_reason') or mg.field(cluster, 'status'))
-        if self.params['on_create_failure'] == 'delete':
+        if not ours:
+            msg += ('. Another run created this cluster at the same time, so this run did not delete it '
+                    '(on_create_failure applies only to a cluster this run created); delete it (state=absent) '
+                    'before creating it again.')
+        elif self.params['on_create_failure'] == 'delete':
             self.magnum_call('delete', "failed cluster '%s' (%s)" % (name, uuid),
                              lambda c: c.clusters.delete(uuid),
                              on_error=lambda e: None if http_status(e) == 404 else RAISE)
@@ -798,37 +820,41 @@ class ClusterModule(CoeOpenStackModule):
                 raise mg.MagnumInputError('%s (option node_count). Change the limits with '
                                           'hpcops.coe.cluster_nodegroup first.' % err)
 
-    def _update_watch(self, before, expect):
+    def _update_watch(self, before):
         """(done, failed) predicates for a resize/upgrade of `before`.
 
-        Done is COMPLETE with the expected fields, or COMPLETE after the
-        cluster was seen busy (another nodegroup may change node_count
-        meanwhile). A FAILED status counts only once this change began: an
-        UPDATE_FAILED left over from an earlier change is not this one failing.
+        Magnum's conductor stores a resize's new node_count before it marks the
+        cluster UPDATE_IN_PROGRESS, so the old *_COMPLETE with the new count is
+        not the end of this change. Either status counts only once this change
+        began: the cluster was seen busy, or its updated_at moved on from the
+        value before the request (the change ran between two polls). A
+        COMPLETE after that is done even if another nodegroup moved node_count
+        meanwhile; an UPDATE_FAILED left over from an earlier change is not
+        this one failing.
         """
         seen = {'busy': False}
         before_updated = mg.field(before, 'updated_at')
 
+        def began(c):
+            if mg.is_busy(mg.field(c, 'status')):
+                seen['busy'] = True
+            return seen['busy'] or mg.field(c, 'updated_at') != before_updated
+
         def done(c):
-            if c is None or mg.status_family(mg.field(c, 'status')) != mg.COMPLETE:
+            if c is None:
                 return False
-            return seen['busy'] or all(mg.field(c, k) == v for k, v in expect.items())
+            return began(c) and mg.status_family(mg.field(c, 'status')) == mg.COMPLETE
 
         def failed(c):
             if c is None:
                 return True
-            status = mg.field(c, 'status')
-            if mg.is_busy(status):
-                seen['busy'] = True
-                return False
-            return mg.status_family(status) == mg.FAILED and (
-                seen['busy'] or mg.field(c, 'updated_at') != before_updated)
+            return began(c) and mg.status_family(mg.field(c, 'status')) == mg.FAILED
         return done, failed
 
-    def _after_update(self, cluster, uuid, what, expect, wait):
+    def _after_update(self, cluster, uuid, what, wait):
         if not wait:
             return self.get_cluster(uuid) or cluster
-        done, failed = self._update_watch(cluster, expect)
+        done, failed = self._update_watch(cluster)
         last, err = self.wait_cluster(uuid, what, done=done, failed=failed)
         if err is not None:
             if last is not None and mg.status_family(mg.field(last, 'status')) == mg.FAILED:
@@ -838,20 +864,23 @@ class ClusterModule(CoeOpenStackModule):
                              % (err.elapsed, what, mg.field(last, 'status')))
         return last
 
-    def _when_busy(self, uuid, why):
+    def _when_busy(self, uuid, why, latest):
         # Another run started an operation between our check and our request.
+        # Its end moves updated_at on: keep the settled cluster in latest['cluster']
+        # so that the wait compares with it and not with the read before that operation.
         def settle_again():
             current = self.get_cluster(uuid)
             if current is None:
                 self.fail_json(msg='Cluster %s was deleted by someone else before %s' % (uuid, why))
-            self.settle(current, why)
+            latest['cluster'] = self.settle(current, why) or current
         return settle_again
 
     def do_resize(self, cluster, plan, wait):
         uuid = mg.object_id(cluster)
         name = mg.field(cluster, 'name')
         what = "cluster '%s' resize to %d nodes" % (name, plan['resize'])
-        when_busy = self._when_busy(uuid, 'resizing it')
+        latest = {'cluster': cluster}
+        when_busy = self._when_busy(uuid, 'resizing it', latest)
         if self.magnum_supports(mg.MV_RESIZE):
             self.magnum_call('resize', "cluster '%s'" % name,
                              lambda c: c.clusters.resize(uuid, plan['resize'],
@@ -863,19 +892,18 @@ class ClusterModule(CoeOpenStackModule):
                              lambda c: c.clusters.update(uuid, [{'op': 'replace', 'path': '/node_count',
                                                                  'value': plan['resize']}]),
                              when_busy=when_busy)
-        # Magnum's node_count counts every worker nodegroup; only the default one changes here.
-        total = (mg.field(cluster, 'node_count') or 0) - (self.workers_before or 0) + plan['resize']
-        return self._after_update(cluster, uuid, what, {'node_count': total}, wait)
+        return self._after_update(latest['cluster'], uuid, what, wait)
 
     def do_upgrade(self, cluster, plan, wait):
         uuid = mg.object_id(cluster)
         name = mg.field(cluster, 'name')
         what = "cluster '%s' upgrade" % name
+        latest = {'cluster': cluster}
         self.magnum_call('upgrade', "cluster '%s' to template %s" % (name, plan['upgrade']),
                          lambda c: c.clusters.upgrade(uuid, plan['upgrade'],
                                                       max_batch_size=self.params['max_batch_size']),
-                         min_version=mg.MV_UPGRADE, when_busy=self._when_busy(uuid, 'upgrading it'))
-        return self._after_update(cluster, uuid, what, {'cluster_template_id': plan['upgrade']}, wait)
+                         min_version=mg.MV_UPGRADE, when_busy=self._when_busy(uuid, 'upgrading it', latest))
+        return self._after_update(latest['cluster'], uuid, what, wait)
 
 
 def main():

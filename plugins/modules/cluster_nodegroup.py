@@ -33,6 +33,8 @@ options:
   state:
     description:
       - C(present) creates or resizes the nodegroup, C(absent) deletes it.
+      - A nodegroup already being deleted (C(DELETE_IN_PROGRESS)) is not deleted again; the module
+        reports no change and, with I(wait=true), waits until it is gone.
     choices: [present, absent]
     default: present
     type: str
@@ -82,6 +84,17 @@ options:
     description:
       - Size in GB of each node's container storage volume. Fixed at creation.
     type: int
+  on_create_failure:
+    description:
+      - What to do with a nodegroup that this run created and that ended in C(CREATE_FAILED)
+        (with I(wait=true)).
+      - C(delete) deletes it (after reading its C(status_reason)) and waits until it is gone, so no
+        half-created nodegroup is left behind and a rerun creates it again.
+      - C(keep) leaves it for inspection. Delete it (I(state=absent)) before creating it again.
+      - A nodegroup that another run created at the same moment is never deleted by this run.
+    choices: [delete, keep]
+    default: delete
+    type: str
   timeout:
     description:
       - How long the module waits in total, in seconds.
@@ -194,6 +207,16 @@ waited:
   returned: always
   type: list
   elements: dict
+status_reason:
+  description: Magnum's reason when the nodegroup ended in a failed status.
+  returned: on failure of a create, resize, update or delete
+  type: str
+nodegroup_deleted:
+  description:
+    - Whether the nodegroup that failed to create was deleted again (I(on_create_failure=delete)
+      and the delete finished).
+  returned: when a nodegroup this run created ended in C(CREATE_FAILED)
+  type: bool
 '''
 
 from ansible_collections.hpcops.coe.plugins.module_utils import magnum as mg
@@ -223,6 +246,7 @@ class ClusterNodegroupModule(CoeOpenStackModule):
         labels=dict(type='dict'),
         merge_labels=dict(type='bool', default=True),
         docker_volume_size=dict(type='int'),
+        on_create_failure=dict(default='delete', choices=['delete', 'keep']),
         timeout=dict(type='int', default=3600),
     )
     module_kwargs = dict(supports_check_mode=True)
@@ -284,10 +308,10 @@ class ClusterNodegroupModule(CoeOpenStackModule):
                 'labels', 'docker_volume_size', 'status')
         return dict((k, mg.field(group, k)) for k in keys)
 
-    def fail_group(self, group, msg):
+    def fail_group(self, group, msg, **extra):
         self.fail_json(msg=msg, nodegroup=mg.summarize_nodegroup(group) if group else None,
                        status_reason=mg.field(group, 'status_reason'), cluster_id=self.cluster_uuid,
-                       plan=self.plan, waited=self.waited())
+                       plan=self.plan, waited=self.waited(), **extra)
 
     def refresh_ready(self, why):
         """Read the cluster again and wait until it is ready (after Magnum said it is busy)."""
@@ -344,28 +368,42 @@ class ClusterNodegroupModule(CoeOpenStackModule):
                 "nodegroup '%s' is a default nodegroup of cluster '%s' (role %s): Magnum deletes it only with the "
                 "cluster. Resize it instead, or delete the cluster." % (
                     name, mg.field(self.cluster, 'name'), mg.field(group, 'role')))
+        uuid = mg.object_id(group)
+        if mg.is_deleting(mg.field(group, 'status')):
+            # Someone else's delete is under way: not this run's change, so report
+            # none (also in check mode) and only wait for it.
+            if self.params['wait'] and not self.check_mode:
+                self.wait_group_deleted(uuid, name)
+            return self.result(False)
         self.plan['action'] = 'delete'
         before = self.view(group)
         if self.check_mode:
             return self.result(True, before=before, after={})
-        uuid = mg.object_id(group)
-        if mg.field(group, 'status') != 'DELETE_IN_PROGRESS':
-            group = self.settle_group(group, 'deleting it')
-            if group is None:
-                return self.result(False)
-            self.cluster_ready('delete nodegroup %s' % name)
-            self.magnum_call('delete', "nodegroup '%s' of cluster '%s'" % (name, mg.field(self.cluster, 'name')),
-                             lambda c: c.nodegroups.delete(self.cluster_uuid, uuid),
-                             min_version=mg.MV_NODEGROUPS,
-                             on_error=lambda e: None if http_status(e) == 404 else RAISE,
-                             when_busy=lambda: self.refresh_ready('delete nodegroup %s' % name))
+        group = self.settle_group(group, 'deleting it')
+        if group is None:
+            # Someone else deleted it while it settled.
+            return self.result(False)
+        self.delete_group(uuid, name)
         if self.params['wait']:
-            last, err = self.wait_group(uuid, "nodegroup '%s' delete" % name, done=lambda g: g is None,
-                                        failed=lambda g: mg.field(g, 'status') == 'DELETE_FAILED')
-            if err is not None:
-                self.fail_group(last, "Nodegroup '%s' delete did not finish: %s (%s)" % (
-                    name, mg.field(last, 'status_reason') or err, mg.field(last, 'status')))
+            self.wait_group_deleted(uuid, name)
         return self.result(True, before=before, after={})
+
+    def delete_group(self, uuid, name):
+        self.cluster_ready('delete nodegroup %s' % name)
+        self.magnum_call('delete', "nodegroup '%s' of cluster '%s'" % (name, mg.field(self.cluster, 'name')),
+                         lambda c: c.nodegroups.delete(self.cluster_uuid, uuid),
+                         min_version=mg.MV_NODEGROUPS,
+                         on_error=lambda e: None if http_status(e) == 404 else RAISE,
+                         when_busy=lambda: self.refresh_ready('delete nodegroup %s' % name))
+
+    def wait_group_deleted(self, uuid, name, fail=True):
+        """Wait until the group is gone; returns (last group, error) when `fail` is False."""
+        last, err = self.wait_group(uuid, "nodegroup '%s' delete" % name, done=lambda g: g is None,
+                                    failed=lambda g: mg.field(g, 'status') == 'DELETE_FAILED')
+        if err is not None and fail:
+            self.fail_group(last, "Nodegroup '%s' delete did not finish: %s (%s)" % (
+                name, mg.field(last, 'status_reason') or err, mg.field(last, 'status')))
+        return last, err
 
     # ---- create
 
@@ -429,14 +467,41 @@ class ClusterNodegroupModule(CoeOpenStackModule):
                 done=lambda g: g is not None and mg.status_family(mg.field(g, 'status')) == mg.COMPLETE,
                 failed=lambda g: g is None or mg.status_family(mg.field(g, 'status')) == mg.FAILED)
             if err is not None:
-                if group is not None and mg.status_family(mg.field(group, 'status')) == mg.FAILED:
-                    self.fail_group(group, "Nodegroup '%s' failed to create: %s. It was left in %s; delete it with "
-                                           "state=absent before trying again." % (
-                                               name, mg.field(group, 'status_reason') or 'no reason given',
-                                               mg.field(group, 'status')))
+                if group is None:
+                    self.fail_json(msg="Nodegroup '%s' (%s) disappeared while it was being created" % (name, uuid),
+                                   cluster_id=self.cluster_uuid, plan=self.plan, waited=self.waited())
+                if mg.status_family(mg.field(group, 'status')) == mg.FAILED:
+                    self.create_failed(group, ours=changed)
                 self.fail_group(group, "Timed out after %.0f s waiting for nodegroup '%s' to be created (%s)."
                                 % (err.elapsed, name, mg.field(group, 'status')))
         return self.result(changed, group, before={}, after=after)
+
+    def create_failed(self, group, ours):
+        """Fail for a nodegroup that ended CREATE_FAILED, deleting it first under on_create_failure=delete.
+
+        Only a group this run created is deleted: one adopted after a 409 race
+        belongs to the run that created it.
+        """
+        name = mg.field(group, 'name')
+        uuid = mg.object_id(group)
+        status = mg.field(group, 'status')
+        msg = "Nodegroup '%s' failed to create: %s" % (name, mg.field(group, 'status_reason') or 'no reason given')
+        if not ours:
+            self.fail_group(group, msg + ". Another run created it at the same time, so this run did not delete it; "
+                                         "delete it with state=absent before trying again.")
+        if self.params['on_create_failure'] == 'keep':
+            self.fail_group(group, msg + ". It was kept in %s (on_create_failure=keep); delete it with state=absent "
+                                         "before trying again." % status, nodegroup_deleted=False)
+        # The cluster goes UPDATE_FAILED with the group; a failed cluster is not busy, so this does not block.
+        self.delete_group(uuid, name)
+        last, err = self.wait_group_deleted(uuid, name, fail=False)
+        if err is None:
+            msg += '. The failed nodegroup was deleted (on_create_failure=delete); fix the cause and rerun.'
+        else:
+            msg += ('. Deleting the failed nodegroup did not finish (%s); it may need deleting by hand.'
+                    % (mg.field(last, 'status') or err))
+        # Report the group as it failed (with its reason), not the deleting one.
+        self.fail_group(group, msg, nodegroup_deleted=err is None)
 
     # ---- update
 
@@ -548,22 +613,26 @@ class ClusterNodegroupModule(CoeOpenStackModule):
             min_version=mg.MV_RESIZE, when_busy=lambda: self.refresh_ready('resize nodegroup %s' % name))
         if not wait:
             return self.get_group(uuid) or group
+        # Magnum answers 202 before its conductor marks the group busy: the old
+        # *_COMPLETE (or *_FAILED) read right after the request is not this
+        # resize's end. It counts once the group was seen busy or its updated_at
+        # moved on from the value before the request (the resize ran between polls).
         seen = {'busy': False}
 
-        def failed(g):
-            if g is None:
-                return True
+        def began(g):
             if mg.is_busy(mg.field(g, 'status')):
                 seen['busy'] = True
-                return False
-            return mg.status_family(mg.field(g, 'status')) == mg.FAILED and (
-                seen['busy'] or mg.field(g, 'updated_at') != before_updated)
+            return seen['busy'] or mg.field(g, 'updated_at') != before_updated
+
+        def done(g):
+            return (g is not None and began(g) and mg.status_family(mg.field(g, 'status')) == mg.COMPLETE
+                    and mg.field(g, 'node_count') == plan['resize'])
+
+        def failed(g):
+            return g is None or (began(g) and mg.status_family(mg.field(g, 'status')) == mg.FAILED)
 
         last, err = self.wait_group(
-            uuid, "nodegroup '%s' resize to %d" % (name, plan['resize']),
-            done=lambda g: g is not None and mg.status_family(mg.field(g, 'status')) == mg.COMPLETE
-            and mg.field(g, 'node_count') == plan['resize'],
-            failed=failed)
+            uuid, "nodegroup '%s' resize to %d" % (name, plan['resize']), done=done, failed=failed)
         if err is not None:
             if last is not None and mg.status_family(mg.field(last, 'status')) == mg.FAILED:
                 self.fail_group(last, "Nodegroup '%s' resize failed: %s" % (

@@ -23,6 +23,10 @@ description:
     C(rdma/<name>) (ConfigMap C(rdma-devices), key C(config.json)) shared by up to C(hca_max) pods.
   - C(sriov) is the SR-IOV network device plugin; each entry of I(sriov_resources) becomes a resource
     C(<prefix>/<name>) counting the matching virtual functions (ConfigMap C(sriovdp-config), key C(config.json)).
+  - The pod template carries a hash of the rendered configuration (annotation C(hpcops.coe/config-hash)), so a
+    change of the configuration rolls the DaemonSet and the plugins read the new one (they read it only at start).
+  - With I(driver_modules) the plugin starts only on nodes where KMM has loaded the driver, instead of starting
+    before it and finding no device.
   - Objects are written with server-side apply under I(field_manager); check mode asks the API server for a dry
     run and shows the diff.
   - On timeout the module reports for every expected node why the resource is missing (pod not scheduled,
@@ -63,7 +67,24 @@ options:
       - Defaults to C(feature.node.kubernetes.io/pci-10de.present=true) for C(nvidia-gpu) and
         C(feature.node.kubernetes.io/pci-15b3.present=true) for the network plugins (set by the rules of
         M(hpcops.coe.node_feature_rule); NFD's default PCI labels have another form).
+      - The ready labels of I(driver_modules) are added to it.
     type: dict
+  driver_modules:
+    description:
+      - KMM Modules that load the driver of the device. Their ready label
+        C(kmm.node.kubernetes.io/<namespace>.<name>.ready) is added to the node selector, so plugin pods start only
+        on nodes where KMM reports the driver loaded (and leave a node when KMM unloads it).
+      - Every listed Module must be loaded on a node for the plugin to run there.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Name of the Module.
+        type: str
+        required: true
+      namespace:
+        description: Namespace of the Module; defaults to I(namespace).
+        type: str
   tolerations:
     description: Extra tolerations of the plugin pods (C(nvidia-gpu) always tolerates the C(nvidia.com/gpu) taint).
     type: list
@@ -222,6 +243,13 @@ EXAMPLES = r'''
         hca_max: 64
     expected_nodes: [gpu-1, ib-1]
 
+- name: NVIDIA GPUs, started only where KMM has loaded the driver (Module hpcops-gpu/nvidia)
+  hpcops.coe.device_plugin:
+    type: nvidia-gpu
+    namespace: hpcops-gpu
+    driver_modules:
+      - name: nvidia
+
 - name: SR-IOV virtual functions of ConnectX-7 cards
   hpcops.coe.device_plugin:
     type: sriov
@@ -267,7 +295,12 @@ diff:
 from ansible_collections.hpcops.coe.plugins.module_utils.kube import (
     Kube, KubeError, argument_spec, container_problem, name_problem, new_module)
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_deviceplugin import (
-    TYPES, advertised, daemonset_ready, defaults, eligible_nodes, manifests, resources, validate)
+    TYPES, advertised, daemonset_ready, defaults, driver_labels, eligible_nodes, manifests, resources, validate)
+
+DRIVER_OPTIONS = dict(
+    name=dict(type='str', required=True),
+    namespace=dict(type='str'),
+)
 
 RDMA_OPTIONS = dict(
     name=dict(type='str', required=True),
@@ -297,7 +330,7 @@ NVIDIA_OPTIONS = dict(
 )
 
 
-def reasons(kube, ds, expected, patterns, eligible, nodes):
+def reasons(kube, ds, expected, patterns, eligible, nodes, drivers=None):
     by_name = dict((n['metadata']['name'], n) for n in nodes)
     pods = kube.list('v1', 'Pod', ds['metadata']['namespace'])
     uid = ds['metadata'].get('uid')
@@ -310,7 +343,12 @@ def reasons(kube, ds, expected, patterns, eligible, nodes):
             out[node] = 'no such node'
             continue
         if node not in eligible:
-            if not all(counts.values()):
+            labels = by_name[node]['metadata'].get('labels') or {}
+            unloaded = sorted(label for label in drivers or {} if label not in labels)
+            if unloaded and not all(counts.values()):
+                out[node] = 'the plugin waits for its driver: KMM has not loaded it there (no node label %s)' \
+                    % ', '.join(unloaded)
+            elif not all(counts.values()):
                 out[node] = 'the plugin cannot run there: the node does not match node_selector %s or has a taint ' \
                             'the pods do not tolerate' % ds['spec']['template']['spec'].get('nodeSelector')
             continue
@@ -340,6 +378,7 @@ def main():
         image=dict(type='str'),
         image_pull_secrets=dict(type='list', elements='str', no_log=False),
         node_selector=dict(type='dict'),
+        driver_modules=dict(type='list', elements='dict', options=DRIVER_OPTIONS),
         tolerations=dict(type='list', elements='dict'),
         priority_class=dict(type='str', default='system-node-critical'),
         config_map_name=dict(type='str'),
@@ -370,8 +409,9 @@ def main():
         expected = params['expected_nodes'] if params['expected_nodes'] is not None else eligible
         if not expected:
             kube.warnings.append('No node matches node_selector %s, so nothing will advertise %s (are the NFD rules '
-                                 'applied?)' % (daemonset['spec']['template']['spec']['nodeSelector'],
-                                                ', '.join(patterns)))
+                                 'applied%s?)' % (daemonset['spec']['template']['spec']['nodeSelector'],
+                                                  ', '.join(patterns),
+                                                  ', is the driver loaded by KMM' if params['driver_modules'] else ''))
         cm = kube.apply(config_map)
         ds = kube.apply(daemonset)
         changed = cm['changed'] or ds['changed']
@@ -390,7 +430,8 @@ def main():
             nodes = last[1] if last else kube.nodes()
             if not ok:
                 current = last[0] if last and last[0] else ds['after']
-                why = reasons(kube, current, expected, patterns, eligible_nodes(nodes, daemonset), nodes)
+                why = reasons(kube, current, expected, patterns, eligible_nodes(nodes, daemonset), nodes,
+                              driver_labels(params))
                 status = (current or {}).get('status') or {}
                 detail = '; '.join('%s: %s' % item for item in sorted(why.items())) or \
                     'DaemonSet not rolled out (%s of %s pods ready)' % (

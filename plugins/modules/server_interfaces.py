@@ -19,9 +19,13 @@ description:
     changes anything. A rerun that finds nothing to do makes no other request and reports no change.
   - Nova serializes attachments on one server, so the module works on up to I(concurrency) servers
     at the same time, one attachment after the other on each server.
-  - Nova's HTTP 409 answers for a busy server (a C(task_state) is set) or a locked one are retried
-    with exponential backoff and jitter (I(retries), I(retry_delay)). A 409 about a port or an
-    address already in use is not retried.
+  - Nova's HTTP 409 answers for a busy server (a C(task_state) is set) are retried with exponential
+    backoff and jitter (I(retries), I(retry_delay)). A 409 about a port or an address already in use
+    is not retried.
+  - A server that is locked (C(openstack server lock)) and needs a change fails up front, in check
+    mode too, with a message saying to unlock it, since Nova refuses interface changes on it until it
+    is unlocked. Nova makes an exception for admins, so for them the module attempts the change. A server locked while the
+    module works on it is retried like a busy one.
   - With I(wait=true) the module waits until every new port is C(ACTIVE).
   - Two runs at the same time on the same servers both see a network missing and both attach it.
     After attaching, the module reads each changed server again; where another run's attachment
@@ -43,7 +47,15 @@ description:
     I(interfaces[].port_name), or a I(interfaces[].subnet) without an address) the module creates the
     port itself and marks it in its description; it deletes such a port again when the attachment
     fails, when the server vanishes during the run, and after it detached it. Nova does not delete
-    these ports when a server is deleted outside this module.
+    these ports when a server is deleted outside this module (for example a Cluster-API machine
+    replaced on upgrade or remediation).
+  - B(Stale ports.) Every run also deletes the ports the module created for servers that no longer
+    exist, before any other change, and returns them in RV(removed_stale_ports) (in check mode, the
+    ones it would delete). A port qualifies only when its description carries the module's mark and
+    the ID of its server, it is attached to nothing (no C(device_id)), no entry of I(interfaces)
+    names it, and its server is missing from the module's server listing and Nova answers 404 for
+    it. Finding them costs no extra listing (the port listing is read anyway), only one look-up per
+    missing server. Other ports are never deleted, whoever created them.
   - B(Primary network.) The interface a server booted with is never detached. It is the server's
     oldest port (Neutron's C(created_at)), or the oldest port on one of the I(primary_network)
     networks when that option is set.
@@ -327,6 +339,36 @@ servers:
       description: Addresses per network name afterwards.
       type: dict
       sample: {private: [10.0.0.5], eth-25g: [10.25.0.7]}
+removed_stale_ports:
+  description:
+    - Ports this module had created for servers that no longer exist, deleted by this run (in check
+      mode, the ones a run would delete). See B(Stale ports) above.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    port_id:
+      description: Port ID.
+      type: str
+    name:
+      description: Port name.
+      type: str
+    network:
+      description: Network name.
+      type: str
+    network_id:
+      description: Network ID.
+      type: str
+    server_id:
+      description: ID of the deleted server the port was made for.
+      type: str
+    fixed_ips:
+      description: Addresses the port held.
+      type: list
+      elements: str
+    mac_address:
+      description: MAC address of the port.
+      type: str
 failed_servers:
   description: Names of the servers that failed.
   returned: always
@@ -463,6 +505,8 @@ class ServerInterfacesModule(CoeOpenStackModule):
         except mg.MagnumInputError as exc:
             self.fail_json(msg='%s. Nothing was changed.' % exc)
         servers = []
+        # The cluster's servers only, not the project's: stale_ports confirms the others gone one by one.
+        known_ids = [node['id'] for node in found]
         for node in found:
             if node.get('role') not in p['node_roles']:
                 continue
@@ -480,9 +524,10 @@ class ServerInterfacesModule(CoeOpenStackModule):
             if unknown:
                 self.fail_json(msg="Nodegroup(s) %s not found in cluster '%s' (it has: %s). Nothing was changed."
                                    % (', '.join(unknown), p['cluster'], ', '.join(sorted(k for k in known if k))))
-        return servers
+        return servers, known_ids
 
     def _targets(self, cloud):
+        """(servers to act on, IDs of every server the module listed on the way)."""
         p = self.params
         if p['cluster']:
             return self._cluster_servers()
@@ -508,7 +553,7 @@ class ServerInterfacesModule(CoeOpenStackModule):
             self.fail_json(msg='Server(s) not found: %s. Nothing was changed. %d server(s) exist in the project%s.'
                                % (', '.join(missing), len(listed),
                                   ': ' + ifc._names_preview((s['name'] for s in listed), 20) if listed else ''))
-        return targets
+        return targets, [s['id'] for s in listed]
 
     # ------------------------------------------------------------------ run
 
@@ -518,7 +563,7 @@ class ServerInterfacesModule(CoeOpenStackModule):
         self._size_http_pool(p['concurrency'])
         cloud = ifc.SdkCloud(self.conn)
 
-        servers = self._targets(cloud)
+        servers, known_server_ids = self._targets(cloud)
         self.current_op = 'list networks'
         networks = cloud.list_networks()
         self.current_op = 'list ports'
@@ -547,30 +592,55 @@ class ServerInterfacesModule(CoeOpenStackModule):
         self._fill_flavor_specs(cloud, [plan for plan in plans if plan.attach])
         for plan in plans:
             plan.bare_metal = ifc.is_bare_metal(plan.server)
-        problems = ifc.fixed_ip_conflicts(plans, ports)
+        self.current_op = 'look for stale ports'
+        stale = ifc.stale_ports(cloud, ports, known_server_ids, ifc.ports_named_by(wants))
+        self.current_op = 'run'
+        stale_ids = set(port['id'] for port in stale)
+        # A stale port is deleted before any attachment, so the address it holds is free by then.
+        problems = ifc.fixed_ip_conflicts(plans, [port for port in ports if port['id'] not in stale_ids])
         problems.extend(self._nic_problems(cloud, plans, nets_by_id, net_names))
         if problems:
             self.fail_json(msg='Nothing was changed: %s.' % '; '.join(problems),
                            problems=problems)
 
+        admin = None
         for plan in plans:
-            if plan.changes and plan.error is None and plan.server['status'] not in ifc.ATTACHABLE_STATES:
+            if not plan.changes or plan.error is not None:
+                continue
+            server = plan.server
+            if server['status'] not in ifc.ATTACHABLE_STATES:
                 plan.error = ('the server is %s; Nova changes interfaces of %s servers only'
-                              % (plan.server['status'] or 'in an unknown state',
-                                 ', '.join(ifc.ATTACHABLE_STATES)))
+                              % (server['status'] or 'in an unknown state', ', '.join(ifc.ATTACHABLE_STATES)))
+            elif server['locked']:
+                # Nova refuses every interface change on a locked server with a 409 that no
+                # retry cures, except for admins, whom it lets through.
+                if admin is None:
+                    admin = cloud.is_admin()
+                if not admin:
+                    plan.error = ("server %s is locked%s; unlock it ('openstack server unlock %s') and run "
+                                  "again, or run as an admin, whom Nova lets change locked servers"
+                                  % (server['name'],
+                                     ' (%s)' % server['locked_reason'] if server.get('locked_reason') else '',
+                                     server['id']))
         ifc.mark_reusable_ports(plans, ports)
 
         if self.check_mode:
+            removed = stale
             outcomes = [self._predict(plan) for plan in plans]
             retried = 0
         else:
+            self.current_op = 'delete stale ports'
+            removed, failures = ifc.remove_stale_ports(cloud, stale)
+            self.current_op = 'run'
+            for failure in failures:
+                self.warn(failure)
             applier = ifc.Applier(cloud, retries=p['retries'], retry_delay=p['retry_delay'],
                                   wait=p['wait'], timeout=p['timeout'])
             outcomes = ifc.run_bounded(plans, lambda plan: self._apply(applier, plan), p['concurrency'])
             if p['wait']:
                 applier.wait_active(outcomes)
             retried = applier.retried
-        return self._report(plans, outcomes, nets_by_id, net_names, subnets_by_id, retried)
+        return self._report(plans, outcomes, nets_by_id, net_names, subnets_by_id, retried, removed)
 
     def _fill_flavor_specs(self, cloud, plans):
         """Flavor extra specs of the servers that get attachments, when the listing left them out.
@@ -654,7 +724,7 @@ class ServerInterfacesModule(CoeOpenStackModule):
 
     # ------------------------------------------------------------------ report
 
-    def _report(self, plans, outcomes, nets_by_id, net_names, subnets_by_id, retried):
+    def _report(self, plans, outcomes, nets_by_id, net_names, subnets_by_id, retried, removed=()):
         results = []
         failed = []
         changed_any = False
@@ -710,8 +780,10 @@ class ServerInterfacesModule(CoeOpenStackModule):
                      p['id'] in plan.primary, False) for p in plan.ports)
                 after[server['name']] = self._labels(
                     (i['network'], i['fixed_ips'], i['primary'], i['port_id'] is None) for i in interfaces)
-        out = {'changed': changed_any, 'servers': results, 'failed_servers': failed,
-               'summary': totals}
+        stale = [dict(self._short(port, net_names), name=port['name'], server_id=ifc.module_port_server_id(port))
+                 for port in removed]
+        out = {'changed': changed_any or bool(stale), 'servers': results, 'failed_servers': failed,
+               'summary': totals, 'removed_stale_ports': stale}
         if self.ansible._diff:
             out['diff'] = {'before': before, 'after': after}
         if failed:

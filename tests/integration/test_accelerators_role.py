@@ -2,10 +2,14 @@
 
 import os
 
+import yaml
+
 from testworld.kubernetes.playbook_runner import run_playbook
+from testworld.kubernetes.pytest_fixtures import SCENARIOS
 from testworld.kubernetes.pytest_fixtures import kube_world, kube_world_factory  # noqa: F401 pylint: disable=unused-import
 
 PLAYBOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks", "accelerators_role.yml")
+EL94_KERNEL = "5.14.0-427.13.1.el9_4.x86_64"
 EL96 = "5.14.0-570.12.1.el9_6.x86_64"
 WRITES = ("create", "update", "patch", "delete", "deletecollection")
 
@@ -94,4 +98,87 @@ def test_rbac_denial_stops_the_rollout_with_the_reason(kube_world):  # noqa: F81
     assert 'daemonsets.apps "nfd-worker" is forbidden' in summary
     assert 'cannot patch resource "daemonsets" in API group "apps" in the namespace "node-feature-discovery"' in summary
     assert "lack an RBAC permission" in summary
+    assert kube_world.get("kmm.sigs.x-k8s.io/v1beta1", "Module", "nvidia", "hpcops-accelerators") is None
+
+
+DEFAULTS_PLAYBOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks",
+                                 "accelerators_role_defaults.yml")
+GPU_LABEL = "feature.node.kubernetes.io/pci-10de.present"
+NIC_LABEL = "feature.node.kubernetes.io/pci-15b3.present"
+NVIDIA_READY = "kmm.node.kubernetes.io/hpcops-accelerators.nvidia.ready"
+
+
+def scenario_with_other_network_controller():
+    """kube-accelerators.yml plus a Mellanox network controller of subclass 0280 ("other")."""
+    with open(os.path.join(SCENARIOS, "kube-accelerators.yml"), encoding="utf-8") as handle:
+        scenario = yaml.safe_load(handle)
+    scenario["nodes"].append({
+        "name": "nic-1", "kernel": EL94_KERNEL,
+        "os": {"id": "rhel", "versionId": "9.4", "prettyName": "Red Hat Enterprise Linux 9.4 (Plow)"},
+        "labels": {"node-role.kubernetes.io/worker": ""},
+        "loadedModules": ["mlx5_core", "mlx5_ib", "ib_core"],
+        "pci": [{"address": "0000:3b:00.0", "class": "0280", "vendor": "15b3", "device": "a2dc",
+                 "name": "Mellanox network controller", "driver": "mlx5_core"}],
+        "network": [{"name": "p0", "pci": "0000:3b:00.0", "linkType": "ether", "rdma": True}],
+    })
+    return scenario
+
+
+def test_defaults_derive_the_expected_nodes_from_nfd(kube_world_factory):  # noqa: F811
+    # NFD applies a new rule only at its next worker pass (60 s by default): slow enough here that KMM is up
+    # and the Module applied long before the labels come, unless the role waits for them
+    world = kube_world_factory(scenario_with_other_network_controller(), nfd_interval=45)
+    run = run_playbook(world, DEFAULTS_PLAYBOOK, extra_vars={"accelerators_wait_timeout": 120})
+    assert run.rc == 0, run.explain()
+    assert world.errors == []
+    # the NIC rule matches the base class 02: 0200, 0207 and 0280 get the same label
+    for node in ("gpu-1", "ib-1", "eth-1", "nic-1"):
+        assert world.node_labels(node)[NIC_LABEL] == "true", node
+    # the rules step waited for the labels on the nodes the NodeFeatures show, so the Module selected them
+    module = world.get("kmm.sigs.x-k8s.io/v1beta1", "Module", "nvidia", "hpcops-accelerators")
+    assert module["status"]["moduleLoader"] == {"nodesMatchingSelectorNumber": 2, "desiredNumber": 2,
+                                                "availableNumber": 2}
+    loaded = run.task("Kernel module")["result"]["results"][0]
+    assert sorted(n["name"] for n in loaded["nodes"] if n["ready"]) == ["gpu-1", "gpu-2"]
+    # and the plugins were held to them
+    plugins = dict((r["item"]["type"], r) for r in run.task("Device plugin")["result"]["results"])
+    assert plugins["nvidia-gpu"]["nodes"] == {"gpu-1": {"nvidia.com/gpu": 2}, "gpu-2": {"nvidia.com/gpu": 2}}
+    assert sorted(plugins["rdma-shared"]["nodes"]) == ["eth-1", "gpu-1", "ib-1", "nic-1"]
+    gpu_check = [r for r in run.task("Validate accelerators on every node")["result"]["results"]
+                 if r["item"]["name"] == "hpcops-gpu-check"][0]
+    assert gpu_check["passed_nodes"] == ["gpu-1", "gpu-2"]
+    # the NVIDIA plugin starts only where KMM has loaded the driver; no Module loads one for the NICs
+    nvidia = world.get("apps/v1", "DaemonSet", "nvidia-device-plugin", "hpcops-accelerators")
+    assert nvidia["spec"]["template"]["spec"]["nodeSelector"] == {GPU_LABEL: "true", NVIDIA_READY: ""}
+    assert "hpcops.coe/config-hash" in nvidia["spec"]["template"]["metadata"]["annotations"]
+    rdma = world.get("apps/v1", "DaemonSet", "rdma-shared-device-plugin", "hpcops-accelerators")
+    assert rdma["spec"]["template"]["spec"]["nodeSelector"] == {NIC_LABEL: "true"}
+
+
+def test_defaults_fail_when_a_label_never_comes(kube_world):  # noqa: F811
+    # nfd-master never labels gpu-2, although its NodeFeature lists the GPUs
+    kube_world.nfd_withhold_label("gpu-2", "pci-10de.present")
+    run = run_playbook(kube_world, DEFAULTS_PLAYBOOK, extra_vars={"accelerators_wait_timeout": 4})
+    assert run.rc != 0
+    failed = run.failed()
+    assert failed[0]["name"] == "Accelerator NodeFeatureRule"
+    assert failed[1]["name"] == "The rule labels did not reach the nodes with the devices"
+    summary = failed[-1]["result"]["msg"]
+    assert 'step "The rule labels did not reach the nodes with the devices" failed' in summary
+    assert "missing on gpu-2" in summary
+    assert "NodeFeature shows the device: GPU (vendor 10de, class 03xx) gpu-1, gpu-2" in summary
+    # nothing after the rules ran
+    assert kube_world.get("kmm.sigs.x-k8s.io/v1beta1", "Module", "nvidia", "hpcops-accelerators") is None
+
+
+def test_defaults_fail_on_a_device_label_without_the_device(kube_world):  # noqa: F811
+    # set by hand on a node without a GPU: the Module and the plugin would select it
+    kube_world.label_node("cpu-1", {GPU_LABEL: "true"})
+    run = run_playbook(kube_world, DEFAULTS_PLAYBOOK, extra_vars={"accelerators_wait_timeout": 4})
+    assert run.rc != 0
+    failed = [r for r in run.failed() if r["name"] != "Wait for the device labels to match the NodeFeatures"]
+    assert failed[0]["name"] == "Device labels only on nodes with the device"
+    msg = failed[-1]["result"]["msg"]
+    assert "%s=true must be on exactly the nodes whose NFD NodeFeature shows GPUs (gpu-1, gpu-2)" % GPU_LABEL in msg
+    assert "on nodes without the device: cpu-1" in msg
     assert kube_world.get("kmm.sigs.x-k8s.io/v1beta1", "Module", "nvidia", "hpcops-accelerators") is None

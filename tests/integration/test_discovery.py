@@ -5,7 +5,9 @@
 scenarios/discovery.yml holds a Heat-style cluster (with a nodegroup of its own
 stack), two CAPI-style clusters (nodegroups "gpu" and "gpu-a100"), a cluster
 still being created and servers outside any cluster; the test adds look-alikes
-of the generated CAPI names before running playbooks/discovery/modules.yml.
+of the generated CAPI names before running playbooks/discovery/modules.yml
+(here, not in the scenario: the CAPI names are generated, and the inventory
+tests on the same scenario expect every server under a CAPI prefix to be a node).
 """
 
 import os
@@ -41,8 +43,11 @@ def world(sim_cloud_factory):
     clusters = dict((c.name, c) for c in conn.container_infrastructure_management.clusters())
     capi_b = clusters['capi-b'].stack_id
     heat_stack = conn.orchestration.get_stack(clusters['heat-a'].stack_id).name
+    # Names a CAPI node could have: under the cluster's own prefix, the nodegroup part ("bastion",
+    # "gpu-spare") is none of the nodegroups Magnum lists, so these are no workers.
     look_alikes = [capi_b + 'x-default-worker-aaaaa-bbbbb', capi_b + '-bastion', heat_stack + '-bastion',
-                   'x' + capi_b + '-gpu-aaaaa-bbbbb']
+                   'x' + capi_b + '-gpu-aaaaa-bbbbb', capi_b + '-bastion-aaaaa-bbbbb',
+                   capi_b + '-gpu-spare-aaaaa-bbbbb']
     add_look_alikes(conn, look_alikes)
     return {'sim': sim, 'capi_b': capi_b, 'heat_stack': heat_stack, 'look_alikes': look_alikes}
 

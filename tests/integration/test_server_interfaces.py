@@ -305,3 +305,70 @@ def test_whole_cluster(sim_cloud_factory, playbook):
         assert 'ib-100g' in networks_of(sim, name)
     again = ok(playbook, sim, {'cluster': 'hpc-capi', 'interfaces': [{'network': 'ib-100g'}]})
     assert again['changed'] is False
+
+
+def wait_gone(sim, name, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if name not in [s['name'] for s in sim.state()['servers']]:
+            return
+        time.sleep(0.05)
+    raise AssertionError('%s was not deleted' % name)
+
+
+def test_ports_of_a_server_deleted_outside_the_module_are_cleaned_up(sim, playbook):
+    entries = [{'network': 'eth-25g', 'port_name': '{server}-eth', 'port_security_enabled': False}]
+    ok(playbook, sim, {'servers': ['bm-0', 'bm-1', 'vm-0'], 'interfaces': entries})
+    # bm-0 is deleted as Cluster API deletes a machine it replaces: Nova keeps the module's port.
+    conn = sdk(sim)
+    gone = conn.compute.find_server('bm-0')
+    conn.compute.delete_server(gone)
+    wait_gone(sim, 'bm-0')
+    left = [p for p in stray_ports(sim) if p['name'] == 'bm-0-eth']
+    assert len(left) == 1 and not left[0]['device_id']
+    # A free port of a server that exists, made by the module (an interrupted run) or by hand, stays.
+    eth = conn.network.find_network('eth-25g')
+    vm0 = conn.compute.find_server('vm-0')
+    spare = conn.network.create_port(network_id=eth.id, name='vm-0-spare',
+                                     description='hpcops.coe.server_interfaces for server %s' % vm0.id)
+    manual = conn.network.create_port(network_id=eth.id, name='by-hand')
+
+    sim.reset_requests()
+    predicted = ok(playbook, sim, {'servers': ['bm-1'], 'interfaces': entries}, check=True)
+    assert mutations(sim) == {}
+    assert predicted['changed'] is True
+    assert [(p['port_id'], p['server_id']) for p in predicted['removed_stale_ports']] == [(left[0]['id'], gone.id)]
+    routes = sim.requests()['by_route']
+    # no extra listing; one look-up confirms the missing server gone
+    assert [routes.get(r) for r in LIST_ROUTES] == [1, 1, 1, 1], routes
+    assert routes.get('GET /compute/v2.1/servers/{id}') == 1, routes
+
+    res = ok(playbook, sim, {'servers': ['bm-1'], 'interfaces': entries})
+    assert res['changed'] is True and not res['servers'][0]['changed']
+    assert [p['name'] for p in res['removed_stale_ports']] == ['bm-0-eth']
+    assert res['removed_stale_ports'][0]['network'] == 'eth-25g'
+    assert sorted(p['name'] for p in stray_ports(sim)) == sorted([spare.name, manual.name])
+    assert ok(playbook, sim, {'servers': ['bm-1'], 'interfaces': entries})['changed'] is False
+
+
+def test_a_locked_server_fails_at_once_unless_the_caller_is_an_admin(sim, playbook):
+    member = sdk(sim, 'hpcops-sim-demo')
+    member.compute.lock_server(member.compute.find_server('bm-1'), locked_reason='firmware update')
+    args = {'servers': ['bm-0', 'bm-1'], 'interfaces': [{'network': 'eth-25g'}], 'retries': 3, 'retry_delay': 1.0}
+    for check in (True, False):
+        sim.reset_requests()
+        started = time.monotonic()
+        res = failed(playbook, sim, args, cloud='hpcops-sim-demo', check=check)
+        assert res['failed_servers'] == ['bm-1']
+        assert "bm-1: server bm-1 is locked (firmware update); unlock it ('openstack server unlock " in res['msg']
+        assert res['summary']['retries'] == 0
+        routes = sim.requests()['by_route']
+        # bm-0 alone is attached, and bm-1 costs no attempt, let alone ten retries with backoff
+        assert routes.get('POST /compute/v2.1/servers/{id}/os-interface') == (None if check else 1), routes
+        assert time.monotonic() - started < 60
+    assert networks_of(sim, 'bm-0') == ['eth-25g', 'private']
+    assert networks_of(sim, 'bm-1') == ['private']
+    # Nova lets an admin change a locked server, and so does the module.
+    res = ok(playbook, sim, args)
+    assert [s['name'] for s in res['servers'] if s['changed']] == ['bm-1']
+    assert networks_of(sim, 'bm-1') == ['eth-25g', 'private']

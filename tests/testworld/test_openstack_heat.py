@@ -76,3 +76,20 @@ def test_openstacksdk_orchestration(os_conn, stack):
     assert {o["output_key"] for o in full.outputs} >= {"kube_minions_private"}
     names = {r.name for r in os_conn.orchestration.resources(s)}
     assert {"kube_masters", "kube_minions"} <= names
+
+
+def test_show_without_resolving_outputs_leaves_them_out(os_heat, os_api, stack):
+    # heatclient sends ?resolve_outputs=False; Heat then omits the key, as format_stack does.
+    lean = os_heat.stacks.get(stack["id"], resolve_outputs=False)
+    assert lean.id == stack["id"] and lean.stack_status == "CREATE_COMPLETE"
+    assert "outputs" not in lean.to_dict()
+    full = os_heat.stacks.get(stack["id"])
+    assert {o["output_key"] for o in full.outputs} >= {"api_address"}
+    base = "/orchestration/v1/%s/stacks/%s/%s" % (os_api.project_id, stack["name"], stack["id"])
+    for value, has_outputs in (("false", False), ("FALSE", False), ("True", True)):
+        body = os_api.get("%s?resolve_outputs=%s" % (base, value)).json()["stack"]
+        assert ("outputs" in body) is has_outputs, value
+    r = os_api.get(base + "?resolve_outputs=maybe")
+    assert r.status_code == 400
+    assert r.json()["error"]["message"] == ('Unrecognized value "maybe" for "resolve_outputs", '
+                                            'acceptable values are: true, false.')

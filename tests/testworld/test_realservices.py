@@ -301,8 +301,9 @@ def test_coe_cluster_lifecycle_with_real_stack(tier, heat):
         '--master-count', '1', '--node-count', '2', name)
     listed = {c['name']: c for c in cli_json(tier, 'coe', 'cluster', 'list')}
     assert name in listed
+    # Magnum completes once the real stack has (real Heat takes its time on a loaded machine).
     wait_for(lambda: cli_json(tier, 'coe', 'cluster', 'show', name)['status'] == 'CREATE_COMPLETE',
-             what='CREATE_COMPLETE')
+             timeout=180, what='CREATE_COMPLETE')
     conn = connect(tier)
     uuid_ = listed[name]['uuid']
     stack_id = real_stack_id(conn, uuid_)

@@ -144,6 +144,7 @@ class Simulation:
         self.never_ready = list(scenario.never_ready_images)
         self.fail_commands = list(scenario.fail_commands)
         self.nfd_rejected = []
+        self.nfd_withheld = []  # (node pattern, label key): labels nfd-master never writes there
         self.kmm_loaded = {}
         self._pod_times = {}
         self._nfd_last = {}
@@ -1271,6 +1272,9 @@ class Simulation:
                         matched[key] = str(value)
                     for key, value in (rule.get("vars") or {}).items():
                         matched[key] = str(value)
+            for pattern, key in self.nfd_withheld:
+                if fnmatch.fnmatchcase(name, pattern):
+                    labels.pop(key if "/" in key else NFD_PREFIX + key, None)
             annotations = node["metadata"].get("annotations") or {}
             previous = [x for x in (annotations.get("nfd.node.kubernetes.io/feature-labels") or "").split(",") if x]
             current_labels = node["metadata"].get("labels") or {}

@@ -225,6 +225,11 @@ class KubeWorld:
             rule["message"] = message
         self.call(self.sim.fail_commands.append, rule)
 
+    def nfd_withhold_label(self, node, key):
+        """nfd-master never writes label `key` on nodes matching `node` (fnmatch), as when an admission policy
+        or a label whitelist drops it; the NodeFeature still lists the devices."""
+        self.call(self.sim.nfd_withheld.append, (node, key))
+
     def register_node(self, name, profile, labels=None, taints=None, annotations=None, address=None,
                       provider_id=None):
         """A node joins with the hardware of the scenario's `profile` (as PUT /_sim/nodes/{name} does).

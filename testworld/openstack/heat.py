@@ -177,11 +177,27 @@ class Heat(Service):
         if req.params["second"] in _LOOKUP_SUFFIXES:
             return self.lookup(req)
         s = self._get(req, req.params["stack"], req.params["second"])
+        resolve = self._bool_param(req, "resolve_outputs", True)
         body = self._stack_view(req, s)
         body.update({"capabilities": [], "disable_rollback": True, "notification_topics": [],
-                     "outputs": self._outputs(s), "parameters": self._parameters(s),
+                     "parameters": self._parameters(s),
                      "template_description": s.description, "timeout_mins": s.timeout_mins})
+        # Like Heat's format_stack: with resolve_outputs=False the answer has no "outputs" key
+        # at all (not an empty list), and neither has a deleted stack's.
+        if resolve and s.status != "DELETE_COMPLETE":
+            body["outputs"] = self._outputs(s)
         return json_response({"stack": body})
+
+    @staticmethod
+    def _bool_param(req, name, default):
+        """A true/false query parameter, case-insensitive, as Heat's param_utils.extract_bool reads it."""
+        value = req.q(name)
+        if value is None:
+            return default
+        if value.lower() not in ("true", "false"):
+            raise ApiError(400, 'Unrecognized value "%s" for "%s", acceptable values are: true, false.'
+                           % (value, name), kind="HTTPBadRequest")
+        return value.lower() == "true"
 
     def _parameters(self, s):
         p = {"OS::project_id": s.project_id, "OS::stack_id": s.id, "OS::stack_name": s.name}

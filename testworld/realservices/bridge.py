@@ -470,16 +470,16 @@ def _gate_completion(world, mirror, limit):
 
 
 def _gated_run(world, mirror, limit, run):
-    def gated(cluster_uuid, fn, fault, args, since=None):
+    def gated(cluster_uuid, slot, fn, fault, args, since=None):
         cluster = world.magnum.clusters.get(cluster_uuid)
         since = time.monotonic() if since is None else since
         if cluster is not None and not mirror.settled(cluster):
             if time.monotonic() - since < limit:
-                # Still the cluster's pending operation: a new one cancels it, as before.
-                cluster.pending = world.later(0.2, gated, cluster_uuid, fn, fault, args, since)
+                # Still the pending operation of its slot (cluster or nodegroup): a new one cancels it.
+                slot.pending = world.later(0.2, gated, cluster_uuid, slot, fn, fault, args, since)
                 return
             mirror._error('cluster %s went on without its real stack after %ss' % (cluster.name, limit))  # pylint: disable=protected-access
-        run(cluster_uuid, fn, fault, args)
+        run(cluster_uuid, slot, fn, fault, args)
     return gated
 
 

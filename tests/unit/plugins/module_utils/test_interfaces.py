@@ -251,7 +251,11 @@ class _Network:
             for port in self.c.ports.values():
                 if wanted and port['id'] not in wanted:
                     continue
-                self._bind_progress(port)
+                if filters.get('device_id') and port['device_id'] != filters['device_id']:
+                    continue
+                # Binding advances with every poll for the port itself (by ID), the fake's clock.
+                if wanted:
+                    self._bind_progress(port)
                 out.append(dict(port))
             return out
 
@@ -655,6 +659,30 @@ def test_detach_then_attach_and_delete_own_ports(world):
     assert nets_of(world.server_ports(s['id']), world) == ['ib-100g', 'private']
 
 
+def test_an_attachment_a_concurrent_run_made_first_is_kept_and_ours_taken_back(world):
+    s = world.add_server('n0', world.private)
+    plans = plans_for(world, [{'network': 'eth-25g'}, {'network': 'ib-100g', 'port_name': '{server}-ib'}])
+    # Another run, planned from the same listing, attaches both networks first.
+    first = [world.compute.create_server_interface(s['id'], net_id=net['id']) for net in (world.eth, world.ib)]
+    outcome = apply_all(world, plans)[1][0]
+    assert not outcome['failed'], outcome['msg']
+    # One port per network: the other run's, which Nova attached first.
+    assert sorted(p['id'] for p in world.server_ports(s['id']) if p['network_id'] != world.private['id']) == \
+        sorted(a['port_id'] for a in first)
+    assert outcome['attached'] == []
+    assert sorted(port['id'] for want, port in outcome['adopted']) == sorted(a['port_id'] for a in first)
+    # The port this run created for its own InfiniBand attachment is gone, not left unattached.
+    assert not [p for p in world.ports.values() if p['name'] == 'n0-ib']
+    assert outcome['created_ports'] == []
+
+
+def test_without_a_concurrent_run_nothing_is_taken_back(world):
+    world.add_server('n0', world.private)
+    outcome = apply_all(world, plans_for(world, [{'network': 'eth-25g'}]))[1][0]
+    assert [a['network_id'] for a in outcome['attached']] == [world.eth['id']]
+    assert 'adopted' not in outcome and not [c for c in world.mutations() if c[0] == 'detach']
+
+
 def test_waits_until_new_ports_are_active(world):
     world.bind_polls = 3
     world.add_server('n0', world.private)
@@ -793,3 +821,67 @@ def test_an_admin_sees_only_what_the_project_can_attach(world):
     cloud.list_ports()
     cloud.list_ports(id=['a'])
     assert calls == [{'project_id': 'p-hpc'}, {'id': ['a']}]
+
+
+# --------------------------------------------------------------------------- stale ports
+
+
+def test_stale_ports_are_only_unattached_marked_ports_of_servers_nova_does_not_know(world):
+    s = world.add_server('n0', world.private)
+    mark = ifc.module_port_description
+    stale = world.add_port(world.eth, description=mark('srv-gone'))
+    free_of_existing = world.add_port(world.eth, description=mark(s['id']))
+    attached = world._new_port(world.eth['id'], s['id'], description=mark('srv-gone'))
+    foreign = world.add_port(world.eth, description='srv-gone')
+    bare_marker = world.add_port(world.eth, description=ifc.PORT_MARKER)
+    named = world.add_port(world.ib, description=mark('srv-gone2'))
+    cloud, servers, dummy, ports, dummy = snapshot(world)
+    assert ifc.module_port_server_id(ifc.port_view(stale)) == 'srv-gone'
+    assert ifc.module_port_server_id(ifc.port_view(bare_marker)) is None
+    assert ifc.module_port_server_id(ifc.port_view(foreign)) is None
+    known = [x['id'] for x in servers]
+    assert [p['id'] for p in ifc.stale_port_candidates(ports, known, {named['id']})] == [stale['id']]
+    # A partial listing (here: none) makes the port of an existing server a candidate, which Nova then clears.
+    assert sorted(p['id'] for p in ifc.stale_port_candidates(ports, [])) == sorted(
+        [stale['id'], free_of_existing['id'], named['id']])
+    world.calls[:] = []
+    assert [p['id'] for p in ifc.stale_ports(cloud, ports, [], {named['id']})] == [stale['id']]
+    assert sorted(c[1] for c in world.calls) == sorted([s['id'], 'srv-gone'])
+    assert attached['id'] not in [p['id'] for p in ifc.stale_ports(cloud, ports, [])]
+
+
+def test_removing_stale_ports_rechecks_each_and_reports_failures(world):
+    mark = ifc.module_port_description
+    ports = [world.add_port(world.eth, description=mark('srv-gone')) for dummy in range(3)]
+    cloud, dummy, dummy, views, dummy = snapshot(world)
+    world.ports[ports[1]['id']]['device_id'] = 'srv-new'   # attached since the listing
+    real_delete = world.network.delete_port
+
+    def delete(port_id, ignore_missing=True):
+        if port_id == ports[2]['id']:
+            raise FakeHttpError(409, 'Port %s is busy' % port_id)
+        return real_delete(port_id, ignore_missing)
+
+    world.network.delete_port = delete
+    removed, problems = ifc.remove_stale_ports(cloud, views)
+    assert [p['id'] for p in removed] == [ports[0]['id']]
+    assert len(problems) == 1 and ports[2]['id'] in problems[0] and '409' in problems[0]
+    assert ports[0]['id'] not in world.ports and ports[1]['id'] in world.ports
+
+
+def test_admin_role_from_the_token(world):
+    cloud = ifc.SdkCloud(world)
+    assert cloud.is_admin() is False   # no session to ask: a plain member
+
+    class Access:
+        role_names = ['member', 'admin']
+
+    class Auth:
+        def get_access(self, session):
+            return Access()
+
+    class Session:
+        auth = Auth()
+
+    world.session = Session()
+    assert cloud.is_admin() is True

@@ -6,6 +6,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import json
 
 import yaml
@@ -90,3 +91,37 @@ def test_advertised_and_daemonset_ready():
     assert dp.daemonset_ready(ds)
     ds['status']['observedGeneration'] = 1
     assert not dp.daemonset_ready(ds)
+
+
+def test_config_hash_in_pod_template_follows_the_config():
+    cm, ds = dp.manifests(params(nvidia={'time_slicing_replicas': 2}))
+    annotations = ds['spec']['template']['metadata']['annotations']
+    assert annotations == {'hpcops.coe/config-hash': hashlib.sha256(cm['data']['config.yaml'].encode()).hexdigest()}
+    # same configuration, same template: a rerun does not roll the DaemonSet
+    assert dp.manifests(params(nvidia={'time_slicing_replicas': 2}))[1] == ds
+    # another configuration changes the pod template, so the DaemonSet rolls and the plugins read it
+    changed = dp.manifests(params(nvidia={'time_slicing_replicas': 4}))[1]
+    assert changed['spec']['template']['metadata']['annotations'] != annotations
+    rdma = [{'name': 'ib', 'vendors': ['15b3'], 'hca_max': 64, 'prefix': None}]
+    before = dp.manifests(params(type='rdma-shared', rdma_resources=rdma))[1]
+    after = dp.manifests(params(type='rdma-shared', rdma_resources=[dict(rdma[0], hca_max=32)]))[1]
+    assert before['spec']['template']['metadata']['annotations'] != after['spec']['template']['metadata']['annotations']
+
+
+def test_driver_modules_gate_the_plugin_on_kmm_ready_labels():
+    ds = dp.manifests(params(driver_modules=[{'name': 'nvidia', 'namespace': None},
+                                             {'name': 'peermem', 'namespace': 'drivers'}]))[1]
+    assert ds['spec']['template']['spec']['nodeSelector'] == {
+        'feature.node.kubernetes.io/pci-10de.present': 'true',
+        'kmm.node.kubernetes.io/plugins.nvidia.ready': '',
+        'kmm.node.kubernetes.io/drivers.peermem.ready': ''}
+    gpu = {'feature.node.kubernetes.io/pci-10de.present': 'true'}
+    nvidia = {'kmm.node.kubernetes.io/plugins.nvidia.ready': ''}
+    peermem = {'kmm.node.kubernetes.io/drivers.peermem.ready': ''}
+    nodes = [{'metadata': {'name': 'loaded', 'labels': dict(gpu, **dict(nvidia, **peermem))}},
+             {'metadata': {'name': 'half', 'labels': dict(gpu, **nvidia)}},
+             {'metadata': {'name': 'none', 'labels': gpu}}]
+    assert dp.eligible_nodes(nodes, ds) == ['loaded']
+    # without driver modules the selector is the device label alone
+    assert dp.manifests(params())[1]['spec']['template']['spec']['nodeSelector'] == gpu
+    assert 'driver_modules[0].name is required' in dp.validate(params(driver_modules=[{'name': ''}]))[0]

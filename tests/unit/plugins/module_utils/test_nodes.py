@@ -237,6 +237,9 @@ class FakeCloud:
         if len(parts) == 2:
             for stack in self.stacks.values():
                 if parts[1] in (stack['id'], stack['stack_name']):
+                    # Heat leaves the outputs out, rather than resolving them, when asked to.
+                    if str(query.get('resolve_outputs', 'true')).lower() == 'false':
+                        return FakeResponse(200, {'stack': dict((k, v) for k, v in stack.items() if k != 'outputs')})
                     return FakeResponse(200, {'stack': stack})
             return FakeResponse(404, {'explanation': 'not found', 'error': {'message': 'The Stack (%s) could not be found.' % parts[1]}})
         if len(parts) == 4 and parts[3] == 'resources':
@@ -413,7 +416,13 @@ MATCHERS = sorted([('control-plane', 'master', 'default-master'), ('default-work
     ('kube-ab12c-default-worker-5d8f9-abcde', ('worker', 'default-worker')),
     ('kube-ab12c-gpu-a100-5d8f9-abcde', ('worker', 'gpu-a100')),
     ('kube-ab12c-gpu-5d8f9-abcde', ('worker', 'gpu')),
-    ('kube-ab12c-ib-fast-5d8f9-abcde', ('worker', 'ib-fast')),  # nodegroup unknown to Magnum
+    # Magnum's nodegroups are known (MATCHERS) and ib-fast is not one of them: a look-alike, not a worker.
+    # Before, any <prefix>-<x>-<a>-<b> was a worker of nodegroup x; that is kept for unknown nodegroups only.
+    ('kube-ab12c-ib-fast-5d8f9-abcde', None),
+    ('kube-ab12c-bastion-aaaaa-bbbbb', None),
+    # The nodegroup part must be a known name, not merely start with one.
+    ('kube-ab12c-gpu-spare-5d8f9-abcde', None),
+    ('kube-ab12c-default-worker-5d8f9', None),
     ('kube-ab12c-bastion', None),
     ('kube-ab12c-bastion-x', None),
     ('kube-ab12cd-default-worker-5d8f9-abcde', None),
@@ -421,6 +430,30 @@ MATCHERS = sorted([('control-plane', 'master', 'default-master'), ('default-work
 ])
 def test_capi_role(name, expected):
     assert nodes.capi_role(name, 'kube-ab12c', MATCHERS) == expected
+
+
+def test_capi_unknown_nodegroups_fall_back_to_the_name_less_its_suffixes():
+    # Magnum before API 1.9 lists no nodegroups: the name is all there is to go by.
+    control_plane_only = [('control-plane', 'master', 'default-master')]
+    assert nodes.capi_role('kube-ab12c-ib-fast-5d8f9-abcde', 'kube-ab12c', control_plane_only,
+                           nodegroups_known=False) == ('worker', 'ib-fast')
+    assert nodes.capi_role('kube-ab12c-control-plane-7xk2p-zq9v', 'kube-ab12c', control_plane_only,
+                           nodegroups_known=False) == ('master', 'default-master')
+    assert nodes.capi_role('kube-ab12c-bastion-x', 'kube-ab12c', control_plane_only, nodegroups_known=False) is None
+
+
+def test_capi_look_alikes_are_no_workers_when_magnum_lists_the_nodegroups():
+    cloud = FakeCloud()
+    cluster = cloud.add_capi_cluster('c', 'kube-ccccc', workers={'default-worker': 1, 'gpu': 1})
+    for name in ('kube-ccccc-bastion-aaaaa-bbbbb', 'kube-ccccc-gpu-spare-aaaaa-bbbbb', 'kube-ccccc-ib-fast-aaaaa-bbbbb'):
+        cloud.add_server(name)
+    found = nodes.discover_cluster_nodes(cloud, cluster)
+    assert sorted((n['role'], n['nodegroup']) for n in found) == [
+        ('master', 'default-master'), ('worker', 'default-worker'), ('worker', 'gpu')]
+    # Without the nodegroup API the same names can only be taken at their word.
+    cloud.nodegroup_api = False
+    found = nodes.discover_cluster_nodes(cloud, cluster)
+    assert 'kube-ccccc-bastion-aaaaa-bbbbb' in names(found)
 
 
 def test_capi_control_plane_like_nodegroup_names_go_longest_first():

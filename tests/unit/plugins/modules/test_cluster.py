@@ -479,3 +479,72 @@ def test_check_mode_delete(cloud):
     seeded(cloud)
     res = run_module(main, dict(name='hpc', state='absent'), check=True)
     assert res['changed'] is True and cloud.changes() == []
+
+
+def test_delete_of_a_cluster_already_deleting_is_no_change_and_awaited(cloud):
+    # Found by UUID (name lookups skip deleting clusters): someone else's delete is running.
+    _tpl, c = seeded(cloud, status='DELETE_IN_PROGRESS')
+    c['_script'] = [{'status': 'DELETE_IN_PROGRESS'}] * 3 + [{'_gone': True}]
+    res = run_module(main, dict(name=c['uuid'], state='absent'), check=True)
+    assert res['changed'] is False and res['plan']['action'] == 'none'
+    assert cloud.clusters_db and cloud.clock.sleeps == []
+    res = run_module(main, dict(name=c['uuid'], state='absent'))
+    assert res['changed'] is False
+    assert ('delete', 'cluster') not in cloud.ops('cluster')
+    assert cloud.clusters_db == [] and [t['status'] for t in res['waited'][0]['transitions']] == [
+        'DELETE_IN_PROGRESS', 'gone']
+
+
+def test_concurrent_create_keeper_that_fails_is_not_deleted(cloud):
+    tpl = cloud.add_template('k8s-v1')
+    orig = cloud.add_cluster
+    older = {}
+
+    def racing_add(**body):
+        # Another run's cluster landed first and then fails; this run waits on it.
+        if not older:
+            older['c'] = orig(script=[{'status': 'CREATE_IN_PROGRESS'},
+                                      {'status': 'CREATE_FAILED', 'status_reason': 'Quota exceeded'}], **body)
+        return orig(**body)
+    cloud.add_cluster = racing_add
+    res = run_failing(main, dict(name='hpc', cluster_template=tpl['name']))
+    assert 'failed to create' in res['msg'] and 'Quota exceeded' in res['msg']
+    assert 'did not delete it' in res['msg'] and 'was deleted' not in res['msg']
+    deleted = [a for op, k, a in cloud.calls if (op, k) == ('delete', 'cluster')]
+    # Only this run's duplicate went; the other run's failed cluster stays for it to handle.
+    assert older['c']['uuid'] not in deleted and len(deleted) == 1
+    assert cloud.cluster(older['c']['uuid'])['status'] == 'CREATE_FAILED'
+
+
+def test_resize_wait_ignores_the_old_complete_that_shows_the_new_count(cloud):
+    _tpl, c = seeded(cloud)
+    # Magnum's conductor stores the new count before it marks the cluster busy.
+    cloud.resize_script = [{'status': 'CREATE_COMPLETE', 'node_count': 3, 'updated_at': c['updated_at']},
+                           {'status': 'UPDATE_IN_PROGRESS'}, {'status': 'UPDATE_COMPLETE'}]
+    res = run_module(main, dict(name='hpc', node_count=3))
+    assert res['cluster']['status'] == 'UPDATE_COMPLETE'
+    assert [t['status'] for t in res['waited'][-1]['transitions']] == [
+        'CREATE_COMPLETE', 'UPDATE_IN_PROGRESS', 'UPDATE_COMPLETE']
+
+
+def test_resize_that_ran_between_two_polls_is_done_by_its_updated_at(cloud):
+    _tpl, c = seeded(cloud, updated_at='2026-01-01T10:00:00+00:00')
+    # Never seen busy: only updated_at shows that the resize ran.
+    cloud.resize_script = [{'status': 'CREATE_COMPLETE', 'node_count': 3, 'updated_at': c['updated_at']},
+                           {'status': 'UPDATE_COMPLETE', 'updated_at': '2026-01-01T10:05:00+00:00'}]
+    res = run_module(main, dict(name='hpc', node_count=3, timeout=600))
+    assert res['cluster']['status'] == 'UPDATE_COMPLETE' and sum(cloud.clock.sleeps) < 60
+
+
+def test_upgrade_wait_ignores_the_old_complete(cloud):
+    _tpl, c = seeded(cloud)
+    new = cloud.add_template('k8s-v2')
+    orig = cloud.clusters.upgrade
+
+    def slow_conductor(uuid, template, **kwargs):
+        orig(uuid, template, **kwargs)
+        c['_script'] = [{'status': 'CREATE_COMPLETE', 'cluster_template_id': template, 'updated_at': None},
+                        {'status': 'UPDATE_IN_PROGRESS'}, {'status': 'UPDATE_COMPLETE'}]
+    cloud.clusters.upgrade = slow_conductor
+    res = run_module(main, dict(name='hpc', cluster_template='k8s-v2'))
+    assert res['cluster']['status'] == 'UPDATE_COMPLETE' and res['cluster']['cluster_template_id'] == new['uuid']

@@ -18,6 +18,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible.module_utils import basic
 
 from magnumclient import exceptions as magnum_exc
+from magnumclient.v1 import cluster_templates as magnum_templates
 
 from ansible_collections.hpcops.coe.plugins.module_utils import openstack as os_utils
 from ansible_collections.hpcops.coe.plugins.module_utils import waiting
@@ -116,7 +117,8 @@ class Clusters(Manager):
         if nodegroup:
             g = self.fake.nodegroup(c['uuid'], nodegroup)
             g.update(status='UPDATE_IN_PROGRESS')
-            g['_script'] = [{'status': 'UPDATE_COMPLETE', 'node_count': node_count}]
+            g['_script'] = (list(self.fake.ng_resize_script)
+                            or [{'status': 'UPDATE_COMPLETE', 'node_count': node_count}])
         else:
             c['status'] = 'UPDATE_IN_PROGRESS'
             c['_script'] = list(self.fake.resize_script) or [{'status': 'UPDATE_COMPLETE', 'node_count': node_count}]
@@ -149,6 +151,14 @@ class Templates(Manager):
         raise magnum_exc.NotFound('ClusterTemplate %s could not be found' % ident)
 
     def create(self, **body):
+        # magnumclient's create() refuses keys outside its CREATION_ATTRIBUTES before sending anything.
+        for key in body:
+            if key not in magnum_templates.CREATION_ATTRIBUTES:
+                raise magnum_exc.InvalidAttribute('Key must be in %s' % ','.join(magnum_templates.CREATION_ATTRIBUTES))
+        return self._create(self._path(), body)
+
+    def _create(self, path, body):
+        """The POST itself (magnumclient's Manager._create): Magnum takes every template field."""
         self.fake.record('create', 'template', body)
         self.fake.maybe_fail('create', 'template')
         return copy.deepcopy(self.fake.add_template(**body))
@@ -227,6 +237,8 @@ class FakeMagnum(object):
         self.calls = []
         self.failures = {}
         self.resize_script = []
+        self.ng_resize_script = []
+        self.clock_ticks = 0
         self.max_version = (1, 12)
         self.ca = None
         self.http_client = FakeHttp()
@@ -254,17 +266,24 @@ class FakeMagnum(object):
         if queue:
             raise queue.pop(0)
 
-    @staticmethod
-    def advance(obj):
+    def touched(self, step):
+        """A script step as Magnum saves it: a status change moves updated_at on, unless the step sets it."""
+        step = dict(step)
+        if 'status' in step and 'updated_at' not in step:
+            self.clock_ticks += 1
+            step['updated_at'] = '2026-01-02T00:00:00.%06d+00:00' % self.clock_ticks
+        return step
+
+    def advance(self, obj):
         script = obj.get('_script')
         if script:
-            obj.update(script.pop(0))
+            obj.update(self.touched(script.pop(0)))
 
     def advance_cluster(self, c):
         # A scripted node_count is the default worker group's, as a resize changes it.
         script = c.get('_script')
         if script:
-            step = dict(script.pop(0))
+            step = self.touched(script.pop(0))
             if 'node_count' in step:
                 self.nodegroup(c['uuid'], 'default-worker')['node_count'] = step.pop('node_count')
             c.update(step)

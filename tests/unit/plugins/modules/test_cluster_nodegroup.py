@@ -154,3 +154,75 @@ def test_check_mode(cloud):
     res = run_module(main, GPU, check=True, diff=True)
     assert res['changed'] is True and res['diff']['after']['flavor_id'] == 'f-gpu'
     assert cloud.changes() == []
+
+
+def failing_create(cloud, reason='No valid host was found'):
+    orig = cloud.nodegroups_mgr.create
+
+    def create(cluster_id, **body):
+        g = orig(cluster_id, **body)
+        row = cloud.nodegroup(cloud.cluster(cluster_id)['uuid'], g['uuid'])
+        row['_script'] = [{'status': 'CREATE_IN_PROGRESS'}, {'status': 'CREATE_FAILED', 'status_reason': reason}]
+        return g
+    cloud.nodegroups_mgr.create = create
+
+
+def test_create_failed_group_is_deleted_and_the_reason_reported(cloud):
+    c = seed(cloud)
+    failing_create(cloud)
+    res = run_failing(main, GPU)
+    assert 'failed to create' in res['msg'] and 'No valid host was found' in res['msg']
+    assert 'was deleted' in res['msg'] and res['nodegroup_deleted'] is True
+    assert res['status_reason'] == 'No valid host was found'
+    assert res['nodegroup']['status'] == 'CREATE_FAILED'
+    assert ('delete', 'nodegroup') in cloud.ops('nodegroup')
+    assert [g['name'] for g in cloud.nodegroups[c['uuid']]] == ['default-master', 'default-worker']
+
+
+def test_create_failed_group_kept_on_request(cloud):
+    c = seed(cloud)
+    failing_create(cloud)
+    res = run_failing(main, dict(GPU, on_create_failure='keep'))
+    assert 'kept' in res['msg'] and 'No valid host was found' in res['msg'] and res['nodegroup_deleted'] is False
+    assert ('delete', 'nodegroup') not in cloud.ops('nodegroup')
+    assert cloud.nodegroup(c['uuid'], 'gpu')['status'] == 'CREATE_FAILED'
+
+
+def test_adopted_group_that_fails_is_not_deleted(cloud):
+    c = seed(cloud)
+
+    def racing(cluster_id, **body):
+        # Another run's create landed first; its group then fails.
+        cloud.add_nodegroup(c['uuid'], body['name'], flavor_id='f-gpu', node_count=2, max_node_count=8,
+                            labels={'gpu': 'true'}, status='CREATE_IN_PROGRESS',
+                            _script=[{'status': 'CREATE_FAILED', 'status_reason': 'boom'}])
+        raise magnum_exc.Conflict('NodeGroup gpu already exists in cluster hpc')
+    cloud.nodegroups_mgr.create = racing
+    res = run_failing(main, GPU)
+    assert 'boom' in res['msg'] and 'did not delete it' in res['msg']
+    assert ('delete', 'nodegroup') not in cloud.ops('nodegroup')
+
+
+def test_delete_of_a_group_already_deleting_is_no_change_and_awaited(cloud):
+    c = seed(cloud)
+    cloud.add_nodegroup(c['uuid'], 'gpu', status='DELETE_IN_PROGRESS',
+                        _script=[{'status': 'DELETE_IN_PROGRESS'}, {'_gone': True}])
+    args = dict(cluster='hpc', name='gpu', state='absent')
+    res = run_module(main, args, check=True)
+    assert res['changed'] is False and cloud.changes() == []
+    res = run_module(main, args)
+    assert res['changed'] is False and cloud.changes() == []
+    assert [g['name'] for g in cloud.nodegroups[c['uuid']]] == ['default-master', 'default-worker']
+
+
+def test_resize_wait_ignores_the_old_complete(cloud):
+    c = seed(cloud)
+    g = cloud.add_nodegroup(c['uuid'], 'gpu', flavor_id='f-gpu', node_count=2, max_node_count=8,
+                            labels={'gpu': 'true'}, updated_at='2026-01-01T10:00:00+00:00')
+    # The group as read before Magnum's conductor took the resize up, even with the new count.
+    cloud.ng_resize_script = [{'status': 'CREATE_COMPLETE', 'node_count': 5, 'updated_at': g['updated_at']},
+                              {'status': 'UPDATE_IN_PROGRESS'}, {'status': 'UPDATE_COMPLETE'}]
+    res = run_module(main, dict(GPU, node_count=5))
+    assert res['nodegroup']['status'] == 'UPDATE_COMPLETE'
+    assert [t['status'] for t in res['waited'][-1]['transitions']] == [
+        'CREATE_COMPLETE', 'UPDATE_IN_PROGRESS', 'UPDATE_COMPLETE']

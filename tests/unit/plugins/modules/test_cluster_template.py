@@ -152,3 +152,13 @@ def test_server_error_without_template_reports_nothing_left(cloud):
     cloud.fail_next('create', 'template', magnum_exc.InternalServerError('db down'))
     res = run_failing(main, BASE)
     assert 'no template was left behind' in res['msg']
+
+
+def test_create_sends_apiserver_port_that_magnumclient_create_refuses(cloud):
+    res = run_module(main, dict(BASE, apiserver_port=6443))
+    assert res['changed'] is True
+    assert created(cloud)[0]['apiserver_port'] == 6443
+    assert cloud.templates_db[0]['apiserver_port'] == 6443
+    # The rerun compares equal: nothing to patch.
+    res = run_module(main, dict(BASE, apiserver_port=6443))
+    assert res['changed'] is False and len(created(cloud)) == 1

@@ -122,6 +122,28 @@ def test_node_outside_the_selector_is_named():
     assert out.failed and 'c1: the plugin cannot run there' in out.result['msg']
 
 
+def test_plugin_waits_for_the_driver_kmm_loads():
+    ready = 'kmm.node.kubernetes.io/drivers.nvidia.ready'
+    fake = FakeKube(nodes=[node('g1', labels=dict(GPU_LABEL, **{ready: ''})), node('g2', labels=GPU_LABEL)],
+                    on_apply=rolled_out(resources={'nvidia.com/gpu': '1'}))
+    out = run(fake, type='nvidia-gpu', driver_modules=[{'name': 'nvidia', 'namespace': 'drivers'}],
+              expected_nodes=['g1', 'g2'], wait_timeout=1)
+    selector = fake.objects[DS]['spec']['template']['spec']['nodeSelector']
+    assert selector == dict(GPU_LABEL, **{ready: ''})
+    assert out.failed and out.result['nodes'] == {'g1': {'nvidia.com/gpu': 1}, 'g2': {'nvidia.com/gpu': 0}}
+    assert 'g2: the plugin waits for its driver: KMM has not loaded it there (no node label %s)' % ready \
+        in out.result['msg']
+
+
+def test_config_change_changes_the_pod_template():
+    fake = FakeKube(nodes=[node('g1', labels=GPU_LABEL)], on_apply=rolled_out(resources={'nvidia.com/gpu': '2'}))
+    assert not run(fake, type='nvidia-gpu').failed
+    first = fake.objects[DS]['spec']['template']['metadata']['annotations']['hpcops.coe/config-hash']
+    out = run(fake, type='nvidia-gpu', nvidia={'time_slicing_replicas': 2})
+    assert not out.failed and out.result['changed']
+    assert fake.objects[DS]['spec']['template']['metadata']['annotations']['hpcops.coe/config-hash'] != first
+
+
 @pytest.mark.parametrize('args, fragment', [
     ({'type': 'rdma-shared'}, 'rdma_resources is required'),
     ({'type': 'sriov'}, 'sriov_resources is required'),

@@ -337,3 +337,145 @@ def test_unknown_cluster_fails_clearly(cloud):
     with mock.patch.object(server_interfaces.nodes, 'discover_cluster_nodes', side_effect=err):
         res = failed(cloud, cluster='nope', interfaces=[{'network': 'eth-25g'}])
     assert "cluster 'nope' does not exist" in res['msg'] and 'Nothing was changed' in res['msg']
+
+
+# --------------------------------------------------------------------------- stale ports
+
+
+def module_port(conn, net, server_id, **kwargs):
+    """An unattached port as this module leaves it behind when Nova deletes its server."""
+    return conn.add_port(net, description=server_interfaces.ifc.module_port_description(server_id), **kwargs)
+
+
+def test_ports_left_by_a_replaced_server_are_removed_and_reported(cloud):
+    servers = nodes(cloud, 3)
+    ok(cloud, servers=['node-0', 'node-1', 'node-2'], interfaces=[{'network': 'ib-100g', 'port_name': '{server}-ib'}])
+    # node-0 is replaced outside the module (as Cluster API replaces a machine): Nova keeps our port.
+    gone = servers[0]
+    cloud.compute._delete_server(gone['id'])
+    leftover = [p for p in cloud.ports.values() if p['name'] == 'node-0-ib'][0]
+    assert leftover['device_id'] == ''
+    # Neither a port of someone else nor our free port of a server that exists (not targeted) is stale.
+    foreign = cloud.add_port(cloud.ib, name='manual', description='made by hand')
+    spare = module_port(cloud, cloud.eth, servers[2]['id'], name='node-2-spare')
+    attached_ids = set(p['id'] for p in cloud.ports.values() if p['device_id'])
+
+    cloud.calls[:] = []
+    predicted = ok(cloud, check=True, servers=['node-1'], interfaces=[{'network': 'ib-100g', 'port_name': '{server}-ib'}])
+    assert cloud.mutations() == []
+    assert predicted['changed'] is True
+    assert [p['port_id'] for p in predicted['removed_stale_ports']] == [leftover['id']]
+    # the server listing misses node-0; one look-up by ID confirms it is gone, no extra listing
+    assert sorted(c[0] for c in cloud.calls) == ['get_server', 'list_networks', 'list_ports', 'list_servers',
+                                                 'list_subnets']
+
+    res = ok(cloud, servers=['node-1'], interfaces=[{'network': 'ib-100g', 'port_name': '{server}-ib'}])
+    assert res['changed'] is True and not res['servers'][0]['changed']
+    assert res['removed_stale_ports'] == [{
+        'port_id': leftover['id'], 'name': 'node-0-ib', 'network': 'ib-100g', 'network_id': cloud.ib['id'],
+        'mac_address': leftover['mac_address'], 'fixed_ips': [leftover['fixed_ips'][0]['ip_address']],
+        'server_id': gone['id']}]
+    assert leftover['id'] not in cloud.ports
+    assert foreign['id'] in cloud.ports and spare['id'] in cloud.ports
+    assert attached_ids <= set(cloud.ports)
+    again = ok(cloud, servers=['node-1'], interfaces=[{'network': 'ib-100g', 'port_name': '{server}-ib'}])
+    assert again['changed'] is False and again['removed_stale_ports'] == []
+
+
+def test_a_stale_port_named_in_the_input_is_attached_not_deleted(cloud):
+    nodes(cloud, 1)
+    old = module_port(cloud, cloud.ib, 'srv-gone', name='old-ib')
+    res = ok(cloud, servers=['node-0'], interfaces=[{'port': 'old-ib'}])
+    assert res['removed_stale_ports'] == []
+    assert cloud.ports[old['id']]['device_id'] == res['servers'][0]['id']
+
+
+def test_the_address_of_a_stale_port_is_free_for_the_new_server(cloud):
+    nodes(cloud, 1)
+    old = module_port(cloud, cloud.eth, 'srv-gone', ip='10.25.0.50')
+    res = ok(cloud, servers=['node-0'], interfaces=[{'network': 'eth-25g', 'fixed_ip': '10.25.0.50'}])
+    assert [p['port_id'] for p in res['removed_stale_ports']] == [old['id']]
+    assert res['servers'][0]['addresses']['eth-25g'] == ['10.25.0.50']
+    deletes = [i for i, c in enumerate(cloud.calls) if c[0] == 'delete_port']
+    attaches = [i for i, c in enumerate(cloud.calls) if c[0] == 'attach']
+    assert deletes and attaches and deletes[0] < attaches[0]
+
+
+def test_a_stale_port_attached_since_the_listing_is_left_alone(cloud):
+    servers = nodes(cloud, 1)
+    old = module_port(cloud, cloud.eth, 'srv-gone')
+    real_get_port = cloud.network.get_port
+
+    def attached_meanwhile(port_id):
+        cloud.ports[old['id']]['device_id'] = servers[0]['id']
+        return real_get_port(port_id)
+
+    with mock.patch.object(cloud.network, 'get_port', side_effect=attached_meanwhile):
+        res = ok(cloud, servers=['node-0'], interfaces=[])
+    assert res['removed_stale_ports'] == [] and old['id'] in cloud.ports
+
+
+def test_cluster_runs_delete_only_ports_of_servers_nova_does_not_know(cloud):
+    servers = nodes(cloud, 3)
+    # node-2 exists but is no node of the cluster: discovery does not list it.
+    kept = module_port(cloud, cloud.ib, servers[2]['id'])
+    stale = module_port(cloud, cloud.ib, 'srv-replaced')
+    found = [{'id': s['id'], 'name': s['name'], 'role': 'worker', 'nodegroup': 'default-worker',
+              'status': 'ACTIVE', 'flavor': 'bm.std', 'addresses': {}} for s in servers[:2]]
+    with mock.patch.object(server_interfaces.nodes, 'discover_cluster_nodes', return_value=found):
+        res = ok(cloud, cluster='k8s', interfaces=[{'network': 'eth-25g'}])
+    assert [p['port_id'] for p in res['removed_stale_ports']] == [stale['id']]
+    assert kept['id'] in cloud.ports and stale['id'] not in cloud.ports
+    # one look-up per server discovery did not list, before any change (later ones check the attachments)
+    first_change = cloud.calls.index(cloud.mutations()[0])
+    assert sorted(c[1] for c in cloud.calls[:first_change] if c[0] == 'get_server') == \
+        sorted([servers[2]['id'], 'srv-replaced'])
+    assert 'list_servers' not in [c[0] for c in cloud.calls]
+
+
+# --------------------------------------------------------------------------- locked servers
+
+
+class _Access:
+    def __init__(self, roles):
+        self.role_names = roles
+
+
+class _Auth:
+    def __init__(self, roles):
+        self.roles = roles
+
+    def get_access(self, session):
+        return _Access(self.roles)
+
+
+class _Session:
+    def __init__(self, roles):
+        self.auth = _Auth(roles)
+
+
+def test_a_locked_server_fails_up_front_in_check_mode_too(cloud):
+    servers = nodes(cloud, 2)
+    cloud.servers[servers[1]['id']]['locked'] = True
+    cloud.servers[servers[1]['id']]['locked_reason'] = 'maintenance'
+    # Nova would answer every attempt with a 409 that waiting does not cure.
+    cloud.conflicts[servers[1]['id']] = 1000
+    for check in (True, False):
+        cloud.calls[:] = []
+        res = failed(cloud, check=check, servers=['node-0', 'node-1'], interfaces=[{'network': 'eth-25g'}],
+                     retries=2, retry_delay=0.5)
+        assert res['failed_servers'] == ['node-1']
+        assert ("node-1: server node-1 is locked (maintenance); unlock it ('openstack server unlock %s')"
+                % servers[1]['id']) in res['msg']
+        assert [c[1] for c in cloud.calls if c[0] == 'attach'] == ([] if check else [servers[0]['id']])
+        assert res['summary']['retries'] == 0
+    # Nothing to change on it: its lock does not matter.
+    assert not ok(cloud, servers=['node-1'], interfaces=[])['changed']
+
+
+def test_an_admin_changes_a_locked_server(cloud):
+    servers = nodes(cloud, 1)
+    cloud.servers[servers[0]['id']]['locked'] = True
+    cloud.session = _Session(['reader', 'Admin'])
+    res = ok(cloud, servers=['node-0'], interfaces=[{'network': 'eth-25g'}])
+    assert res['servers'][0]['changed'] and extra_nets(cloud, servers[0]) == ['eth-25g', 'private']

@@ -79,6 +79,10 @@ def test_missing_stack_is_null(cloud):
 def test_without_resources_or_outputs(cloud):
     result = ok(cloud, cluster='heat-a', resources=False, resolve_outputs=False)
     assert result['resources'] == [] and result['stack']['outputs'] == {}
+    assert result['stack']['output_errors'] == {}
+    # Heat is asked not to resolve the outputs (they can be slow), and its answer then has none.
+    show = [c for c in cloud.calls if c[0] == 'orchestration' and c[1].count('/') == 2]
+    assert [c[2].get('resolve_outputs') for c in show] == ['false']
     assert not any(c[1].endswith('/resources') for c in cloud.calls)
 
 
