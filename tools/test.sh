@@ -78,7 +78,7 @@ run_pytest() { # name, dir, pytest options...
         echo "$name: no tests in $dir"
         return 0
     fi
-    pytest -p testworld.pytest_plugin -q -ra --durations=10 --junitxml="$results/$name.xml" "$@" "$dir"
+    pytest -p testworld.pytest_plugin -q -ra --durations=25 --junitxml="$results/$name.xml" "$@" "$dir"
 }
 
 # test_realservices.py belongs to the real-services suite (it needs their installation).
