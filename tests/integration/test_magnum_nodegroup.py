@@ -105,12 +105,13 @@ def test_default_worker_limits_can_be_managed(sim_cloud, sim_env, playbook):
 
 
 def test_nodegroup_on_a_cluster_still_building_waits_for_it(sim_cloud, sim_env, playbook):
-    # Long enough that the second playbook starts while the cluster is still being built.
+    # The nodegroup task starts right after the create returns, well within the build time.
     sim_cloud.set_timings(cluster_create=10)
-    playbook(one('cluster', {'name': 'young', 'cluster_template': 'k8s-capi-v1.30', 'wait': False}),
-             env=sim_env).assert_ok()
-    run = playbook(one('cluster_nodegroup', {'cluster': 'young', 'name': 'extra', 'node_count': 1}),
+    run = playbook(play([task('cluster', {'name': 'young', 'cluster_template': 'k8s-capi-v1.30', 'wait': False},
+                              'create'),
+                         task('cluster_nodegroup', {'cluster': 'young', 'name': 'extra', 'node_count': 1})]),
                    env=sim_env).assert_ok()
+    assert run.task('create')['cluster']['status'] == 'CREATE_IN_PROGRESS'
     result = run.task('step')
     assert result['changed'] is True and result['nodegroup']['status'] == 'CREATE_COMPLETE'
     assert any('ready for' in w['what'] for w in result['waited'])
