@@ -94,7 +94,9 @@ def main():
         yaml.safe_dump(scenario(args.workers, args.gpu), f)
     extra_vars = os.path.join(work, 'vars.json')
     with open(extra_vars, 'w') as f:
+        # The demo inventory expects at least 2 GPU nodes: expect what this cluster has.
         json.dump({'cluster_node_count': args.workers, 'cluster_timeout': 3600,
+                   'accelerators_gpu_min_nodes': min(args.gpu, 2),
                    'cluster_nodegroups': [{'name': 'gpu', 'flavor': 'bm.gpu', 'node_count': args.gpu,
                                            'min_node_count': 1, 'max_node_count': args.gpu + 4}]}, f)
 
