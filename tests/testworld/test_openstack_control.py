@@ -149,6 +149,8 @@ def test_large_scenario_starts_fast(tmp_path):
         assert counts["clusters"] == 5 and counts["servers"] >= 1000
         bm = sum(p["used"] for p in cloud.state()["baremetal"])
         assert bm == 1000
-        assert elapsed < 5.0, elapsed
+        # A guard against a start that builds per node in O(n^2), not a speed figure (the
+        # inventory benchmark prints how long the large scenario takes to start).
+        assert elapsed < 30.0, elapsed
     finally:
         cloud.stop()
