@@ -76,6 +76,9 @@ MODULE_BASE = {
     'device_plugin': {'type': 'nvidia-gpu', 'namespace': 'no-such-namespace', 'state': 'absent'},
     'accelerator_validation': {'name': 'rel-nothing', 'namespace': 'no-such-namespace',
                                'resource': 'example.com/nothing', 'image': 'none', 'command': ['true']},
+    # Below a character device, so the directory can never be created.
+    'node_network_files': {'directory': '/dev/null/rel-nothing'},
+    'node_network_info': {'root': '/nonexistent/rel-nothing'},
 }
 KUBE_MODULES = ('node_feature_rule', 'kernel_module', 'device_plugin', 'accelerator_validation')
 
@@ -839,6 +842,38 @@ def test_openstack_cases_are_refused_clearly_before_any_change(cloud, tmp_path):
     after = census(cloud)
     assert sent == {}, 'requests that change the cloud were sent: %s' % sent
     assert snapshot(before) == snapshot(after) and not any(leftovers(before, after).values())
+    assert not problems, '%d problem(s):\n  %s' % (len(problems), '\n  '.join(problems))
+
+
+def node_cases(target):
+    def F(ident, args, says, valid=()):
+        return Case('hand-written (node side)', ident, 'node_network_files', dict({'directory': target}, **args),
+                    says, valid)
+    link = {'name': '50-hpcops-eth.link', 'content': '[Match]\n'}
+    return [
+        F('files name with a path', {'files': [{'name': '../etc/passwd', 'content': 'x'}]},
+          ['../etc/passwd', 'not a file name'], ['no path']),
+        F('files name dot-dot', {'files': [{'name': '..', 'content': 'x'}]}, ["'..'", 'not a file name']),
+        F('files name twice', {'files': [link, link]}, ['50-hpcops-eth.link', 'more than once'], ['each name once']),
+        F('files and keep overlap', {'files': [link], 'keep': [link['name']]}, ['50-hpcops-eth.link', 'keep'],
+          ['either written or kept']),
+        F('keep name with a path', {'keep': ['sub/x.network']}, ['keep', 'sub/x.network', 'not a file name']),
+        F('mode not octal', {'files': [link], 'mode': 'rw-r--r--'}, ['mode', 'rw-r--r--'], ['0644']),
+        F('mode out of range', {'files': [link], 'mode': '17777'}, ['mode', '17777'], ['0644']),
+        F('directory_mode not octal', {'files': [link], 'directory_mode': '0o7x'}, ['directory_mode', '0o7x'],
+          ['0644']),
+        F('prune pattern with a path', {'prune': ['../*.network']}, ['prune', '../*.network'],
+          ['file-name pattern inside directory']),
+        F('prune pattern empty', {'prune': ['']}, ['prune', 'file-name pattern']),
+        Case('hand-written (node side)', 'info root without sysfs', 'node_network_info', {'root': target},
+             [target, 'no sys/class/net'], ['root of a Linux node']),
+    ]
+
+
+def test_node_side_cases_are_refused_clearly_before_any_change(tmp_path):
+    target = str(tmp_path / 'etc' / 'systemd' / 'network')
+    problems = judge_in_process(node_cases(target))
+    assert not os.path.exists(target), 'a refused case created %s' % target
     assert not problems, '%d problem(s):\n  %s' % (len(problems), '\n  '.join(problems))
 
 

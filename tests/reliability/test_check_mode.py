@@ -47,7 +47,43 @@ def openstack_tasks(workdir):
                                                    'max_node_count': 6, 'timeout': 60}),
         ('nodegroup delete', 'cluster_nodegroup', {'cluster': 'hpc-heat', 'name': 'gpu', 'state': 'absent',
                                                    'timeout': 60}),
+        # Node side, on the tree node_root() lays out: one file kept, one rewritten, one new, one stale.
+        ('node links', 'node_network_info', {'root': os.path.join(workdir, 'node')}),
+        ('node files', 'node_network_files', {
+            'directory': os.path.join(workdir, 'node', 'etc', 'systemd', 'network'),
+            'files': [{'name': '50-hpcops-eth-10g.network', 'content': '[Match]\nName=ens2\n'},
+                      {'name': '50-hpcops-eth-25g.network', 'content': '[Match]\nName=ens3\n[Link]\nMTUBytes=9000\n'},
+                      {'name': '50-hpcops-ib-100g.network', 'content': '[Match]\nName=ibp65s0\n'}],
+            'prune': ['50-hpcops-*.network']}),
     ]
+
+
+def node_root(workdir):
+    """A node's tree for the node-side tasks; returns {relative path: content} of its network files."""
+    root = os.path.join(workdir, 'node')
+    for link, address in (('ens2', 'fa:16:3e:00:00:01'), ('ibp65s0', '80:00:02:08:fe:80:00:00:00:00:00:00:'
+                                                                     '3c:fd:fe:03:00:a1:00:02')):
+        os.makedirs(os.path.join(root, 'sys', 'class', 'net', link))
+        with open(os.path.join(root, 'sys', 'class', 'net', link, 'address'), 'w') as f:
+            f.write(address + '\n')
+    os.makedirs(os.path.join(root, 'run', 'systemd', 'netif'))
+    return node_files(workdir, {'50-hpcops-eth-10g.network': '[Match]\nName=ens2\n',
+                                '50-hpcops-eth-25g.network': '[Match]\nName=ens3\n',
+                                '50-hpcops-old.network': '[Match]\nName=ens9\n',
+                                '10-site.network': '[Match]\nName=eno1\n'})
+
+
+def node_files(workdir, write=None):
+    directory = os.path.join(workdir, 'node', 'etc', 'systemd', 'network')
+    for name, content in (write or {}).items():
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, name), 'w') as f:
+            f.write(content)
+    out = {}
+    for name in sorted(os.listdir(directory)):
+        with open(os.path.join(directory, name)) as f:
+            out[name] = f.read()
+    return out
 
 
 def kube_tasks():
@@ -105,6 +141,7 @@ def runs(module_factory, tmp_path_factory):
                  }]}})
     world.wait_for(lambda: world.allocatable('gpu-2').get('nvidia.com/gpu'), what='GPU resources')
 
+    out_node = node_root(str(base))
     os_tasks = openstack_tasks(str(base))
     k_tasks = kube_tasks()
     out = {'cloud': cloud, 'world': world, 'os_tasks': os_tasks, 'kube_tasks': k_tasks, 'base': str(base)}
@@ -118,10 +155,12 @@ def runs(module_factory, tmp_path_factory):
     out['check_kube_writes'] = kube_writes(world, seen)
     out['after_check'] = census(cloud)
     out['kubeconfig_after_check'] = os.path.exists(os.path.join(str(base), 'hpc-capi.kc'))
+    out['node_files_before'], out['node_files_after_check'] = out_node, node_files(str(base))
     out['real'] = run_together(
         lambda: run_playbook(as_play(os_tasks, True), str(base / 'real-os'), openstack=cloud, diff=True),
         lambda: run_playbook(as_play(k_tasks, False), str(base / 'real-kube'), kube=world, diff=True))
     out['after'] = census(cloud)
+    out['node_files_after'] = node_files(str(base))
     return out
 
 
@@ -167,6 +206,12 @@ def compare(name, module, check, real):
         for key in ('clusters', 'nodes', 'resources'):
             if key in c and (names(c[key]) != names(r[key])):
                 return '%s differ between the runs' % key
+    if module == 'node_network_files':
+        for key in ('written', 'removed', 'directory_created', 'diff'):
+            if c.get(key) != r.get(key):
+                return '%s differ:\n  check %s\n  real  %s' % (key, c.get(key), r.get(key))
+    if module == 'node_network_info' and (c['links'], c['backend']) != (r['links'], r['backend']):
+        return 'the links read differ between the runs'
     if module == 'cluster_kubeconfig' and (c.get('certificate_issued') or not r.get('certificate_issued')):
         return 'check mode must not ask for a certificate and the real run must: %s / %s' % (
             c.get('certificate_issued'), r.get('certificate_issued'))
@@ -181,6 +226,15 @@ def test_check_mode_changes_nothing(runs):
     assert names(before['templates']) == names(after['templates'])
     assert len(before['ports']) == len(after['ports']) and len(before['servers']) == len(after['servers'])
     assert not runs['kubeconfig_after_check'], 'check mode wrote the kubeconfig'
+    assert runs['node_files_after_check'] == runs['node_files_before'], 'check mode changed the node files'
+
+
+def test_node_files_changed_as_predicted(runs):
+    assert runs['node_files_after'] == {
+        '10-site.network': '[Match]\nName=eno1\n',
+        '50-hpcops-eth-10g.network': '[Match]\nName=ens2\n',
+        '50-hpcops-eth-25g.network': '[Match]\nName=ens3\n[Link]\nMTUBytes=9000\n',
+        '50-hpcops-ib-100g.network': '[Match]\nName=ibp65s0\n'}
 
 
 def test_every_module_is_exercised(runs):
