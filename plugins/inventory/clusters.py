@@ -154,6 +154,7 @@ from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
 from ansible_collections.hpcops.coe.plugins.module_utils import nodes as discovery
+from ansible_collections.hpcops.coe.plugins.module_utils.sessions import retry_refused_tokens
 
 try:
     import openstack
@@ -316,6 +317,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         conn = None
         try:
             conn = openstack.connection.Connection(config=region)
+            retry_refused_tokens(conn.session)
             clusters = discovery.list_clusters(conn)
             out['listed'].update(c.get(k) for c in clusters for k in ('uuid', 'name'))
             selected = [c for c in clusters if self._selected(c)]

@@ -24,6 +24,7 @@ from ansible_collections.openstack.cloud.plugins.module_utils.openstack import (
 )
 from ansible_collections.hpcops.coe.plugins.module_utils import magnum as mg
 from ansible_collections.hpcops.coe.plugins.module_utils.argspec import refuse_unclear_input
+from ansible_collections.hpcops.coe.plugins.module_utils.sessions import retry_refused_tokens
 from ansible_collections.hpcops.coe.plugins.module_utils.waiting import (
     PROGRESS_FILE_ENV,
     ProgressLog,
@@ -277,6 +278,7 @@ class CoeOpenStackModule(OpenStackModule):
         self._started = time.monotonic()
         refuse_unclear_input(openstack_full_argument_spec(**self.argument_spec), **self.module_kwargs)
         super(CoeOpenStackModule, self).__init__()
+        retry_refused_tokens(getattr(self.conn, 'session', None))
         if self.requires_magnumclient and not HAS_MAGNUMCLIENT:
             self.fail_json(msg=missing_required_lib('python-magnumclient'),
                            exception=MAGNUMCLIENT_IMPORT_ERROR)

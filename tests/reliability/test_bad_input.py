@@ -619,6 +619,8 @@ def run_module_in_process(module, args, env=None, tmpdir=None):
     environ = {'OS_CLOUD': 'no-such-cloud', 'OS_CLIENT_CONFIG_FILE': os.devnull, 'K8S_AUTH_KUBECONFIG': os.devnull}
     environ.update(env or {})
     # kubernetes.core caches API discovery per server under the temporary directory.
+    # Ansible tells a module its name; messages such as "Unsupported parameters for (...)" quote it.
+    args = dict(args, _ansible_module_name='hpcops.coe.' + module)
     with patch_module_args(args), contextlib.redirect_stdout(out), mock.patch.dict(os.environ, environ), \
             mock.patch.object(tempfile, 'tempdir', tmpdir or tempfile.gettempdir()), warnings.catch_warnings():
         # A module's Python warnings never reach the operator (Ansible runs it in a process of its own).

@@ -1,0 +1,130 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from keystoneauth1 import exceptions as ksa_exc
+from keystoneauth1 import plugin as ksa_plugin
+from keystoneauth1 import session as ksa_session
+
+from ansible_collections.hpcops.coe.plugins.module_utils.sessions import TOKEN_REFUSED_RETRIES, retry_refused_tokens
+
+
+class Service(BaseHTTPRequestHandler):
+    """Refuses the tokens minted before `accept_from` (a revocation that keeps catching fresh ones)."""
+
+    accept_from = 0
+    seen = []
+
+    def _answer(self):
+        token = int(self.headers.get('X-Auth-Token', '0'))
+        self.seen.append((self.command, token))
+        code = 200 if token >= type(self).accept_from else 401
+        body = b'{}'
+        self.send_response(code)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+class CountingLogin(ksa_plugin.BaseAuthPlugin):
+    """Each login mints the next token number; wrong credentials refuse every login."""
+
+    def __init__(self, wrong=False):
+        super().__init__()
+        self.logins = 0
+        self.token = None
+        self.wrong = wrong
+
+    def get_token(self, session, **kwargs):
+        if self.token is None:
+            self.logins += 1
+            if self.wrong:
+                raise ksa_exc.Unauthorized('The request you have made requires authentication.')
+            self.token = str(self.logins)
+        return self.token
+
+    def invalidate(self):
+        self.token = None
+        return True
+
+
+@pytest.fixture
+def service():
+    Service.seen = []
+    server = ThreadingHTTPServer(('127.0.0.1', 0), Service)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield 'http://127.0.0.1:%d/v1/clusters' % server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def session_with(auth, patched=True):
+    session = ksa_session.Session(auth=auth)
+    return retry_refused_tokens(session) if patched else session
+
+
+def test_plain_keystoneauth_gives_up_after_one_fresh_token(service):
+    # Tokens 1 and 2 are revoked: keystoneauth's own single re-login is not enough.
+    Service.accept_from = 3
+    auth = CountingLogin()
+    resp = session_with(auth, patched=False).request(service, 'GET', raise_exc=False)
+    assert resp.status_code == 401 and auth.logins == 2
+
+
+def test_a_fresh_token_caught_by_the_revocation_is_renewed_again(service):
+    Service.accept_from = 3
+    auth = CountingLogin()
+    resp = session_with(auth).request(service, 'POST', json={'name': 'k8s'}, raise_exc=False)
+    assert resp.status_code == 200
+    assert auth.logins == 3
+    # The POST reached the service three times: refused twice, accepted once.
+    assert Service.seen == [('POST', 1), ('POST', 2), ('POST', 3)]
+
+
+def test_a_service_refusing_every_token_is_given_up_on(service):
+    Service.accept_from = 10 ** 6
+    auth = CountingLogin()
+    resp = session_with(auth).request(service, 'GET', raise_exc=False)
+    assert resp.status_code == 401
+    # keystoneauth's own re-login, then ours, each with its one re-sent request.
+    assert auth.logins == 2 + TOKEN_REFUSED_RETRIES
+    assert [token for _, token in Service.seen] == list(range(1, 3 + TOKEN_REFUSED_RETRIES))
+
+
+def test_wrong_credentials_log_in_once(service):
+    Service.accept_from = 0
+    auth = CountingLogin(wrong=True)
+    with pytest.raises(ksa_exc.Unauthorized):
+        session_with(auth).request(service, 'GET', raise_exc=False)
+    assert auth.logins == 1 and Service.seen == []
+
+
+def test_requests_raising_or_unauthenticated_are_left_alone(service):
+    Service.accept_from = 10 ** 6
+    auth = CountingLogin()
+    with pytest.raises(ksa_exc.Unauthorized):
+        session_with(auth).request(service, 'GET')
+    assert auth.logins == 2
+    Service.seen = []
+    resp = session_with(CountingLogin()).request(service, 'GET', authenticated=False, raise_exc=False)
+    assert resp.status_code == 401 and len(Service.seen) == 1
+
+
+def test_patching_twice_wraps_once():
+    session = ksa_session.Session()
+    first = retry_refused_tokens(session).request
+    assert retry_refused_tokens(session).request is first
+    assert retry_refused_tokens(None) is None
