@@ -317,7 +317,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         conn = None
         try:
             conn = openstack.connection.Connection(config=region)
-            retry_refused_tokens(conn.session)
+            retry_refused_tokens(getattr(conn, 'session', None))
             clusters = discovery.list_clusters(conn)
             out['listed'].update(c.get(k) for c in clusters for k in ('uuid', 'name'))
             selected = [c for c in clusters if self._selected(c)]

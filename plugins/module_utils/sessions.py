@@ -32,14 +32,14 @@ def retry_refused_tokens(session, retries=TOKEN_REFUSED_RETRIES):
     Keystone refusing the credentials themselves raises from the login and is
     never retried: repeated failed logins can lock an account.
     """
-    if session is None or getattr(session, _MARK, False):
+    send = getattr(session, 'request', None)
+    if not callable(send) or getattr(session, _MARK, False):
         return session
-    send = session.request
 
     def request(url, method, **kwargs):
         retryable = kwargs.get('authenticated') is not False and kwargs.get('raise_exc') is False
         resp = send(url, method, **kwargs)
-        for _ in range(retries if retryable else 0):
+        for dummy in range(retries if retryable else 0):
             if getattr(resp, 'status_code', None) != 401:
                 break
             # Drop the refused token first: one login and one request per retry.

@@ -101,7 +101,7 @@ def test_a_service_refusing_every_token_is_given_up_on(service):
     assert resp.status_code == 401
     # keystoneauth's own re-login, then ours, each with its one re-sent request.
     assert auth.logins == 2 + TOKEN_REFUSED_RETRIES
-    assert [token for _, token in Service.seen] == list(range(1, 3 + TOKEN_REFUSED_RETRIES))
+    assert [token for dummy, token in Service.seen] == list(range(1, 3 + TOKEN_REFUSED_RETRIES))
 
 
 def test_wrong_credentials_log_in_once(service):
