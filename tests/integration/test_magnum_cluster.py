@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from test_magnum_support import (
+    BUILD_OUTLASTS_NEXT_RUN,
     PLAYBOOKS,
     cluster_state,
     clusters_named,
@@ -165,7 +166,7 @@ def test_conflicts_that_never_end_fail_with_the_reason(sim_cloud, sim_env, playb
 def test_second_run_waits_for_the_first_instead_of_duplicating(sim_cloud, sim_env, playbook):
     # The second module run starts right after the first returns (two tasks of one play, each
     # its own process as two playbooks' would be), well within the build time even on a loaded machine.
-    sim_cloud.set_timings(cluster_create=10)
+    sim_cloud.set_timings(cluster_create=BUILD_OUTLASTS_NEXT_RUN)
     args = {'name': 'queued', 'cluster_template': 'k8s-heat-fcos'}
     run = playbook(play([task('cluster', dict(args, wait=False), 'first'), task('cluster', args, 'second')]),
                    env=sim_env).assert_ok()

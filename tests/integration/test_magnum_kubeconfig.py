@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from test_magnum_support import one, route_count
+from test_magnum_support import BUILD_OUTLASTS_NEXT_RUN, one, route_count
 
 
 def credentials(path):
@@ -83,7 +83,7 @@ def test_http_api_address_gets_a_plain_kubeconfig(sim_cloud_factory, playbook, t
 
 def test_kubeconfig_of_a_cluster_being_built_waits_for_its_address(sim_cloud, sim_env, playbook, tmp_path):
     # Long enough that the second playbook starts while the cluster is still being built.
-    sim_cloud.set_timings(cluster_create=10)
+    sim_cloud.set_timings(cluster_create=BUILD_OUTLASTS_NEXT_RUN)
     playbook(one('cluster', {'name': 'fresh', 'cluster_template': 'k8s-capi-v1.30', 'wait': False}),
              env=sim_env).assert_ok()
     result = playbook(one('cluster_kubeconfig', {'cluster': 'fresh', 'dest': str(tmp_path / 'fresh.yaml')}),

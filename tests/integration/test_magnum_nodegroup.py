@@ -5,6 +5,7 @@
 import pytest
 
 from test_magnum_support import (
+    BUILD_OUTLASTS_NEXT_RUN,
     cluster_state,
     magnum_writes,
     one,
@@ -106,7 +107,7 @@ def test_default_worker_limits_can_be_managed(sim_cloud, sim_env, playbook):
 
 def test_nodegroup_on_a_cluster_still_building_waits_for_it(sim_cloud, sim_env, playbook):
     # The nodegroup task starts right after the create returns, well within the build time.
-    sim_cloud.set_timings(cluster_create=10)
+    sim_cloud.set_timings(cluster_create=BUILD_OUTLASTS_NEXT_RUN)
     run = playbook(play([task('cluster', {'name': 'young', 'cluster_template': 'k8s-capi-v1.30', 'wait': False},
                               'create'),
                          task('cluster_nodegroup', {'cluster': 'young', 'name': 'extra', 'node_count': 1})]),

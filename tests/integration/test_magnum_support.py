@@ -22,6 +22,12 @@ def play(tasks, cloud=CLOUD, name='magnum test'):
     return json.dumps(doc, indent=1) + '\n'
 
 
+# A build long enough that the next module run (one ansible-playbook process or task later) still
+# finds it in progress, even on a 2-core machine running every suite at once: starting a module
+# there has been seen to take over 10 s.
+BUILD_OUTLASTS_NEXT_RUN = 30
+
+
 # Modules that wait; a bounded timeout turns a wrong wait condition into a failure, not a hang.
 WAITING = ('cluster', 'cluster_nodegroup', 'cluster_kubeconfig')
 

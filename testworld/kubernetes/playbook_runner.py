@@ -81,7 +81,7 @@ def playbook_env(world, results_file=None, extra=None):
 
 
 def run_playbook(world, playbook, extra_vars=None, check=False, diff=False, tags=None, skip_tags=None,
-                 env=None, timeout=300, verbosity=0):
+                 env=None, timeout=600, verbosity=0):
     """Run a playbook (a path, or YAML text / a list of plays) against `world`."""
     workdir = tempfile.mkdtemp(prefix="play-", dir=world.state_dir)
     if isinstance(playbook, (list, dict)) or (isinstance(playbook, str) and "\n" in playbook):
