@@ -37,13 +37,17 @@ def retry_refused_tokens(session, retries=TOKEN_REFUSED_RETRIES):
         return session
 
     def request(url, method, **kwargs):
-        retryable = kwargs.get('authenticated') is not False and kwargs.get('raise_exc') is False
+        auth = kwargs.get('auth') or getattr(session, 'auth', None)
+        retryable = (auth is not None and kwargs.get('authenticated') is not False
+                     and kwargs.get('raise_exc') is False)
         resp = send(url, method, **kwargs)
         for dummy in range(retries if retryable else 0):
             if getattr(resp, 'status_code', None) != 401:
                 break
-            # Drop the refused token first: one login and one request per retry.
-            session.invalidate(kwargs.get('auth'))
+            # Drop the refused token first: one login and one request per retry. A plugin
+            # with nothing to drop would send the same refused credentials again.
+            if not auth.invalidate():
+                break
             resp = send(url, method, **dict(kwargs, allow_reauth=False))
         return resp
 

@@ -50,12 +50,16 @@ def openstack_tasks(workdir):
         # Node side, on the tree node_root() lays out: one file kept, one rewritten, one new, one stale.
         ('node links', 'node_network_info', {'root': os.path.join(workdir, 'node')}),
         ('node files', 'node_network_files', {
-            'directory': os.path.join(workdir, 'node', 'etc', 'systemd', 'network'),
+            'directory': node_network_dir(workdir),
             'files': [{'name': '50-hpcops-eth-10g.network', 'content': '[Match]\nName=ens2\n'},
                       {'name': '50-hpcops-eth-25g.network', 'content': '[Match]\nName=ens3\n[Link]\nMTUBytes=9000\n'},
                       {'name': '50-hpcops-ib-100g.network', 'content': '[Match]\nName=ibp65s0\n'}],
             'prune': ['50-hpcops-*.network']}),
     ]
+
+
+def node_network_dir(workdir):
+    return os.path.join(workdir, 'node', 'etc', 'systemd', 'network')
 
 
 def node_root(workdir):
@@ -74,7 +78,7 @@ def node_root(workdir):
 
 
 def node_files(workdir, write=None):
-    directory = os.path.join(workdir, 'node', 'etc', 'systemd', 'network')
+    directory = node_network_dir(workdir)
     for name, content in (write or {}).items():
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, name), 'w') as f:

@@ -123,6 +123,12 @@ def test_requests_raising_or_unauthenticated_are_left_alone(service):
     assert resp.status_code == 401 and len(Service.seen) == 1
 
 
+def test_a_session_without_auth_is_sent_once(service):
+    Service.accept_from = 10 ** 6
+    resp = session_with(None).request(service, 'GET', raise_exc=False)
+    assert resp.status_code == 401 and len(Service.seen) == 1
+
+
 def test_patching_twice_wraps_once():
     session = ksa_session.Session()
     first = retry_refused_tokens(session).request
