@@ -117,6 +117,10 @@ notes:
   - The cache key is made of the configuration file's path, the identities of the clouds (name, region,
     auth URL, project, user and domain, never secrets) and the options that change what is fetched, so a
     changed C(clouds.yaml) or another cloud never gets another cloud's cached nodes.
+  - File caches (for example C(ansible.builtin.jsonfile)) get their files made readable by their owner only (mode C(0600)).
+  - A key of the configuration file that is not one of the options above is an error that names the key and the
+    valid ones, before any cloud is asked (a typo such as C(cluster) for C(clusters) would otherwise list every
+    cluster of the cloud).
 '''
 
 EXAMPLES = r'''
@@ -142,8 +146,11 @@ groups:
   gpu_nodes: "'gpu' in coe_nodegroup"
 '''
 
+import difflib
 import hashlib
 import json
+import os
+import stat
 import traceback
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -225,7 +232,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def parse(self, inventory, loader, path, cache=True):
         super(InventoryModule, self).parse(inventory, loader, path, cache=cache)
-        self._read_config_data(path)
+        config = self._read_config_data(path)
+        self._check_keys(config, path)
         if not HAS_OPENSTACKSDK:
             raise AnsibleParserError('The hpcops.coe.clusters inventory needs the openstacksdk Python library: %s'
                                      % OPENSTACKSDK_IMPORT_ERROR)
@@ -248,6 +256,37 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         else:
             self._report(config_errors)
         self._populate(data)
+
+    def _check_keys(self, config, path):
+        """Refuse keys the plugin does not know: a typo (``cluster:``) would otherwise widen the scope."""
+        valid = set(self._options) | {'plugin'}
+        unknown = sorted(k for k in (config or {}) if k not in valid)
+        if not unknown:
+            return
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, sorted(valid), n=1, cutoff=0.6)
+            hints.append("'%s'%s" % (key, " (did you mean '%s'?)" % close[0] if close else ''))
+        raise AnsibleParserError(
+            '%s: unknown option%s %s for the hpcops.coe.clusters inventory. Valid options: %s.'
+            % (path, 's' if len(unknown) > 1 else '', ', '.join(hints), ', '.join(sorted(valid))))
+
+    # ------------------------------------------------------------------ cache
+
+    def update_cache_if_changed(self):
+        super(InventoryModule, self).update_cache_if_changed()
+        # File caches leave their files readable by everyone (0644); these list the cloud's nodes and
+        # addresses. Ansible may wrap the key (a schema prefix), so files are matched by their ending.
+        folder = getattr(getattr(self._cache, '_plugin', None), '_cache_dir', None)
+        if not folder or not os.path.isdir(folder):
+            return
+        keys = [k for k in self._cache.keys() if isinstance(k, str) and k.startswith(self.NAME)]
+        for name in os.listdir(folder):
+            if any(name.endswith(key) for key in keys):
+                try:
+                    os.chmod(os.path.join(folder, name), stat.S_IRUSR | stat.S_IWUSR)
+                except OSError:
+                    pass
 
     # ------------------------------------------------------------------ clouds
 
