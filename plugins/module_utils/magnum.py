@@ -287,6 +287,19 @@ def summarize_cluster(cluster, template=None, nodegroups=None):
     return out
 
 
+def describe_failed(kind, name, obj, nodes_in_error=()):
+    """One sentence on a cluster or nodegroup in a *_FAILED status: Magnum's reason, faults, nodes in ERROR."""
+    status = field(obj, 'status')
+    text = "%s '%s' (%s) is %s: %s." % (kind.capitalize(), name, object_id(obj), status,
+                                       (field(obj, 'status_reason') or 'Magnum gives no reason').rstrip('.'))
+    faults = field(obj, 'faults') or {}
+    if isinstance(faults, dict) and faults:
+        text += ' Faults: %s.' % '; '.join('%s: %s' % (k, str(v).rstrip('.')) for k, v in sorted(faults.items()))
+    if nodes_in_error:
+        text += ' Nodes in ERROR: %s.' % ', '.join(nodes_in_error)
+    return text
+
+
 def summarize_nodegroup(nodegroup):
     data = to_dict(nodegroup) or {}
     out = dict((k, data.get(k)) for k in NODEGROUP_SUMMARY_FIELDS)

@@ -545,6 +545,38 @@ def assign_servers(plans, servers, other_prefixes=(), flavor_names_by_id=None):
     return result
 
 
+def missing_nodes(plan, found):
+    """Nodegroups for which Nova has fewer servers than Magnum counts.
+
+    ``[{'nodegroup', 'node_count', 'servers', 'missing'}]``. A nodegroup still being
+    created or resized is skipped (its servers are on their way), as is a cluster
+    whose nodegroups Magnum does not list (before API 1.9).
+    """
+    have = {}
+    for node in found:
+        have[node.get('nodegroup')] = have.get(node.get('nodegroup'), 0) + 1
+    out = []
+    for ng in plan.nodegroups:
+        count = ng.get('node_count')
+        status = str(ng.get('status') or '')
+        if count is None or status.endswith('_IN_PROGRESS') or str(plan.cluster.get('status') or '').endswith(
+                '_IN_PROGRESS'):
+            continue
+        servers = have.get(ng.get('name'), 0)
+        if servers < count:
+            out.append({'nodegroup': ng.get('name'), 'node_count': count, 'servers': servers,
+                        'missing': count - servers})
+    return out
+
+
+def describe_missing(cluster_name, missing):
+    """A warning naming each nodegroup that lacks servers, and the gap."""
+    return ("Cluster '%s': Nova has fewer servers than Magnum counts: %s. Deleted outside Magnum, or never "
+            "built; resize the nodegroup (or let the driver repair it) to get them back."
+            % (cluster_name, '; '.join("nodegroup '%(nodegroup)s' has %(servers)d of %(node_count)d "
+                                       "(%(missing)d missing)" % m for m in missing)))
+
+
 def _run(executor, func, items):
     if executor is None:
         return [func(item) for item in items]

@@ -488,6 +488,20 @@ class CoeOpenStackModule(OpenStackModule):
         return ('Cannot %s%s: Magnum refused microversion %s (HTTP 406).%s%s' % (
             op, ' %s' % obj if obj else '', mg.version_text(self._mv), needed, served))
 
+    def nodes_in_error(self, cluster_ref, nodegroup=None):
+        """Names of the cluster's servers in ERROR (optionally of one nodegroup), for failure messages.
+
+        Best effort: read only when something already failed, and an error reading
+        them must not hide the failure being reported.
+        """
+        from ansible_collections.hpcops.coe.plugins.module_utils import nodes as discovery
+        try:
+            found = discovery.discover_cluster_nodes(self.conn, cluster_ref)
+        except Exception:  # noqa: BLE001 - the message then goes without the node names
+            return []
+        return sorted(n['name'] for n in found
+                      if (n.get('status') or '').upper() == 'ERROR' and (nodegroup is None or n.get('nodegroup') == nodegroup))
+
     # ---- waiting
 
     def progress(self, what, status_of):

@@ -472,6 +472,13 @@ class ClusterModule(CoeOpenStackModule):
                            cluster=mg.summarize_cluster(settled), plan=self.plan, waited=self.waited())
         return settled
 
+    def fail_failed(self, cluster, advice):
+        """Fail for a cluster in a *_FAILED status, with Magnum's reason, its faults and the nodes in ERROR."""
+        uuid = mg.object_id(cluster)
+        errors = self.nodes_in_error(uuid)
+        self.fail_status(cluster, '%s %s' % (mg.describe_failed('cluster', mg.field(cluster, 'name'), cluster, errors),
+                                             advice), nodes_in_error=errors)
+
     def fail_status(self, cluster, msg, template=None, **extra):
         self.fail_json(msg=msg, cluster=mg.summarize_cluster(cluster, template) if cluster else None,
                        status_reason=mg.field(cluster, 'status_reason'),
@@ -753,9 +760,18 @@ class ClusterModule(CoeOpenStackModule):
         name = mg.field(cluster, 'name')
         uuid = mg.object_id(cluster)
         status = mg.field(cluster, 'status')
-        if status in ('CREATE_FAILED', 'DELETE_FAILED'):
-            self.fail_status(cluster, "Cluster '%s' (%s) is %s: %s. Delete it (state=absent) and create it again."
-                             % (name, uuid, status, mg.field(cluster, 'status_reason') or 'no reason given'))
+        if mg.status_family(status) == mg.FAILED:
+            # The list view has no faults: read the detail for the message.
+            cluster = self.get_cluster(uuid) or cluster
+            if status in ('CREATE_FAILED', 'DELETE_FAILED'):
+                self.fail_failed(cluster, 'Delete it (state=absent) and create it again.')
+            if self.plan['action'] == 'none':
+                # Magnum records the wanted size, yet the change that got there failed.
+                self.fail_failed(cluster, 'Its settings already match the wanted ones, so this run has no '
+                                          'change that could repair it: fix the cause, then change the cluster '
+                                          '(for example resize it back) or delete it and create it again.')
+            self.warn("Cluster '%s' is %s (%s); the wanted change is tried as its repair."
+                      % (name, status, mg.field(cluster, 'status_reason') or 'no reason given'))
 
         if self.plan['action'] == 'none':
             if template is None:
@@ -775,9 +791,6 @@ class ClusterModule(CoeOpenStackModule):
         if self.check_mode:
             return self.result(True, cluster, template, before=before, after=after)
 
-        if status == 'UPDATE_FAILED':
-            self.warn("Cluster '%s' is UPDATE_FAILED (%s); trying the change anyway."
-                      % (name, mg.field(cluster, 'status_reason')))
         steps = []
         shrinking = plan['resize'] is not None and plan['resize'] < (self.workers_before or 0)
         if plan['resize'] is not None and shrinking:
@@ -873,6 +886,11 @@ class ClusterModule(CoeOpenStackModule):
             if current is None:
                 self.fail_json(msg='Cluster %s was deleted by someone else before %s' % (uuid, why))
             latest['cluster'] = self.settle(current, why) or current
+            if mg.status_family(mg.field(latest['cluster'], 'status')) == mg.FAILED:
+                # Not busy but failed: Magnum refuses changes to it, and waiting will not help.
+                self.fail_failed(latest['cluster'], 'Magnum refuses %s while it is in this status; repair the '
+                                                    'cause outside Magnum (or delete the cluster and create it '
+                                                    'again).' % why)
         return settle_again
 
     def do_resize(self, cluster, plan, wait):

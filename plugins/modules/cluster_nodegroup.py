@@ -541,7 +541,17 @@ class ClusterNodegroupModule(CoeOpenStackModule):
         if plan['resize'] is None and not plan['patch']:
             if p['wait'] and mg.is_busy(mg.field(group, 'status')) and not self.check_mode:
                 group = self.settle_group(group, 'returning it')
+            if group is not None and mg.status_family(mg.field(group, 'status')) == mg.FAILED:
+                # Magnum records the wanted settings, yet the change that got there failed.
+                errors = self.nodes_in_error(self.cluster_uuid, nodegroup=name)
+                self.fail_group(group, '%s Its settings already match the wanted ones, so this run has no change '
+                                       'that could repair it: fix the cause, then change the nodegroup (for example '
+                                       'resize it back) or delete it and create it again.'
+                                % mg.describe_failed('nodegroup', name, group, errors), nodes_in_error=errors)
             return self.result(False, group)
+        if mg.status_family(mg.field(group, 'status')) == mg.FAILED:
+            self.warn("Nodegroup '%s' is %s (%s); the wanted change is tried as its repair."
+                      % (name, mg.field(group, 'status'), mg.field(group, 'status_reason') or 'no reason given'))
 
         self.plan['action'] = 'update'
         before = self.view(group)

@@ -125,6 +125,28 @@ nodegroups:
   type: list
   elements: str
   sample: [default-master, default-worker, gpu-a100]
+missing_nodes:
+  description:
+    - Nodegroups for which Nova has fewer servers than Magnum's C(node_count) (servers deleted outside
+      Magnum, or never built); the module also warns about them. Nodegroups being created or resized
+      are not counted.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{nodegroup: default-worker, node_count: 20, servers: 19, missing: 1}]
+  contains:
+    nodegroup:
+      description: Nodegroup name.
+      type: str
+    node_count:
+      description: The nodegroup's node count in Magnum.
+      type: int
+    servers:
+      description: Servers of the nodegroup found in Nova.
+      type: int
+    missing:
+      description: The difference.
+      type: int
 nodes:
   description: The nodes, masters first, then by nodegroup and name.
   returned: always
@@ -202,6 +224,9 @@ class ClusterNodesModule(CoeOpenStackModule):
                     ', '.join(unknown), cluster.get('name'), ', '.join(sorted(ng_names))))
 
         found = discovery.nodes_of(self.conn, [plan], clusters)[plan.cluster_id]
+        missing = discovery.missing_nodes(plan, found)
+        if missing:
+            self.warn(discovery.describe_missing(cluster.get('name'), missing))
         roles = self.params['roles']
         found = [n for n in found
                  if (not roles or n['role'] in roles) and (not wanted_ngs or n['nodegroup'] in wanted_ngs)]
@@ -210,6 +235,7 @@ class ClusterNodesModule(CoeOpenStackModule):
             'cluster': discovery.cluster_summary(cluster, plan.driver),
             'nodegroups': ng_names,
             'nodes': found,
+            'missing_nodes': missing,
         }
 
 

@@ -385,6 +385,12 @@ class CloudApi(object):
             self.login()
         return self._request('GET', path, headers=headers)
 
+    def call(self, method, path, body=None, headers=None):
+        """Any request (a test acting as another user of the cloud would)."""
+        if self._token is None:
+            self.login()
+        return self._request(method, path, body, headers=headers)
+
     def servers(self):
         return self.get('/compute/v2.1/servers/detail?limit=1000')['servers']
 

@@ -12,6 +12,7 @@
 """
 
 import json
+import re
 import os
 import stat
 import subprocess
@@ -65,3 +66,85 @@ def test_inventory_cache_files_are_private(cloud, tmp_path):
     assert files, 'nothing was cached'
     for path in files:
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, (path, oct(os.stat(path).st_mode))
+
+
+# --------------------------------------------------------------------------- failed clusters
+
+def _cluster_state(sim, name):
+    return [c for c in sim.state()['clusters'] if c['name'] == name][0]
+
+
+def _servers_in_error(sim, cluster):
+    ids = set(sid for ng in _cluster_state(sim, cluster)['nodegroups'] for sid in ng['servers'])
+    return sorted(s['name'] for s in sim.state()['servers'] if s['id'] in ids and s['status'] == 'ERROR')
+
+
+@pytest.fixture(scope='module')
+def update_failed(module_factory, tmp_path_factory):
+    """hpc-heat resized past the bare-metal pool (12 free nodes): two new workers end in ERROR, UPDATE_FAILED."""
+    sim = module_factory.cloud()
+    work = str(tmp_path_factory.mktemp('update-failed'))
+    run = run_playbook(play([task('cluster', {'name': 'hpc-heat', 'node_count': 16, 'timeout': 120},
+                                  ignore_errors=True)]), os.path.join(work, 'resize'), openstack=sim)
+    assert run.failed('cluster'), run.explain()
+    assert _cluster_state(sim, 'hpc-heat')['status'] == 'UPDATE_FAILED'
+    errors = _servers_in_error(sim, 'hpc-heat')
+    assert len(errors) == 2, errors
+    return sim, work, errors
+
+
+def test_a_rerun_on_an_update_failed_cluster_fails_with_the_reason(update_failed):
+    sim, work, errors = update_failed
+    run = run_playbook(play([task('cluster', {'name': 'hpc-heat', 'node_count': 16, 'timeout': 60},
+                                  ignore_errors=True)]), os.path.join(work, 'same'), openstack=sim)
+    record = run.record('cluster')
+    assert record['status'] != 'ok', 'an UPDATE_FAILED cluster read as converged: %s' % record['result']
+    result = record['result']
+    assert 'UPDATE_FAILED' in result['msg'] and 'No valid host' in result['msg'], result['msg']
+    assert 'No valid host' in (result.get('status_reason') or ''), result
+    assert isinstance(result.get('faults'), dict) and result['faults'], result
+    for name in errors:
+        assert name in result['msg'], (name, result['msg'])
+
+
+def test_the_role_stops_naming_the_nodes_in_error(update_failed):
+    sim, work, errors = update_failed
+    doc = [{'name': 'cluster role', 'hosts': 'localhost', 'gather_facts': False,
+            'module_defaults': {'group/hpcops.coe.openstack': {'cloud': 'hpcops-sim'}},
+            'roles': [{'role': 'hpcops.coe.cluster', 'vars': {
+                'cluster_name': 'hpc-heat', 'cluster_template_manage': False,
+                'cluster_template': {'name': 'k8s-heat-fcos'}, 'cluster_node_count': 16,
+                'cluster_flavor': 'bm.compute', 'cluster_timeout': 60,
+                'cluster_kubeconfig_path': os.path.join(work, 'kubeconfig')}}]}]
+    run = run_playbook(doc, os.path.join(work, 'role'), openstack=sim)
+    assert run.rc != 0
+    bad = [r for r in run.records if r['status'] == 'failed']
+    assert bad, run.explain()
+    msg = bad[-1]['result'].get('msg') or ''
+    assert 'No first item' not in msg and 'access.yml' not in bad[-1]['task'], run.explain()
+    for name in errors:
+        assert name in msg, (name, msg)
+
+
+def test_a_resize_back_is_tried_as_the_repair(update_failed):
+    sim, work, errors = update_failed
+    run = run_playbook(play([task('cluster', {'name': 'hpc-heat', 'node_count': 2, 'timeout': 60},
+                                  check_mode=True)]), os.path.join(work, 'back'), openstack=sim)
+    result = run.result('cluster')
+    assert run.record('cluster')['status'] == 'ok' and result['changed'], run.explain()
+    assert result['plan']['resize'] == 2
+    assert any('UPDATE_FAILED' in w for w in result.get('warnings') or []), result
+
+
+# --------------------------------------------------------------------------- vanished nodes
+
+def test_a_node_deleted_behind_magnums_back_is_reported(cloud, tmp_path):
+    api = CloudApi(cloud).login()
+    workers = [ng for ng in _cluster_state(cloud, 'hpc-capi')['nodegroups'] if ng['name'] == 'default-worker'][0]
+    api.call('DELETE', '/compute/v2.1/servers/%s' % workers['servers'][0])
+    cloud.wait_idle(20)
+    run = run_playbook(play([task('cluster_nodes', {'cluster': 'hpc-capi'})]), str(tmp_path), openstack=cloud)
+    result = run.result('cluster_nodes')
+    warnings = ' '.join(result.get('warnings') or [])
+    assert 'default-worker' in warnings and re.search(r'\b2\b.*\b1\b', warnings), result.get('warnings')
+    assert result['missing_nodes'] == [{'nodegroup': 'default-worker', 'node_count': 2, 'servers': 1, 'missing': 1}]
