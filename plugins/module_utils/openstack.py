@@ -502,6 +502,35 @@ class CoeOpenStackModule(OpenStackModule):
         return sorted(n['name'] for n in found
                       if (n.get('status') or '').upper() == 'ERROR' and (nodegroup is None or n.get('nodegroup') == nodegroup))
 
+    def resolve_nodes_to_remove(self, cluster_ref, nodegroup, refs, shrink_by, what):
+        """Server IDs for ``refs`` (names or IDs of the nodegroup's nodes) of a scale-down.
+
+        Magnum takes server UUIDs; a name or ID that is not a node of the nodegroup
+        fails before any change. With no ``refs`` the scale-down is warned about: the
+        driver then picks the nodes (Heat: the newest; Cluster API: its delete policy).
+        """
+        if not refs:
+            self.warn('Shrinking %s by %d node(s) names no nodes_to_remove: the driver chooses which nodes '
+                      'go. Name them (server names or IDs) to choose.' % (what, shrink_by))
+            return []
+        from ansible_collections.hpcops.coe.plugins.module_utils import nodes as discovery
+        members = [n for n in discovery.discover_cluster_nodes(self.conn, cluster_ref)
+                   if n.get('nodegroup') == nodegroup]
+        by_ref = {}
+        for node in members:
+            by_ref[node['id']] = node['id']
+            by_ref.setdefault(node['name'], node['id'])
+        unknown = [r for r in refs if r not in by_ref]
+        if unknown:
+            raise mg.MagnumInputError(
+                "nodes_to_remove: %s %s not a node of nodegroup '%s' of %s. Its nodes: %s"
+                % (', '.join("'%s'" % r for r in unknown), 'is' if len(unknown) == 1 else 'are', nodegroup, what,
+                   ', '.join(sorted(n['name'] for n in members)) or 'none'))
+        ids = [by_ref[r] for r in refs]
+        if len(set(ids)) != len(ids):
+            raise mg.MagnumInputError('nodes_to_remove names a node twice (by name and by ID): %s' % ', '.join(refs))
+        return ids
+
     # ---- waiting
 
     def progress(self, what, status_of):

@@ -75,9 +75,12 @@ options:
     type: int
   nodes_to_remove:
     description:
-      - Server UUIDs (or names, as the driver accepts) of worker nodes to remove when
-        I(node_count) shrinks the cluster. Ignored when the cluster is not shrinking.
+      - Server names or IDs of workers of the default nodegroup to remove when I(node_count)
+        shrinks the cluster; the module passes their IDs to Magnum. Ignored when the cluster is
+        not shrinking. A name or ID that is not such a worker fails before any change.
       - Cannot list more nodes than the shrink removes.
+      - A shrink that names no nodes lets the driver choose them (the Heat driver the newest,
+        Cluster API drivers their delete policy), with a warning.
     type: list
     elements: str
     default: []
@@ -819,6 +822,10 @@ class ClusterModule(CoeOpenStackModule):
             raise mg.MagnumInputError(
                 'nodes_to_remove lists %d nodes but shrinking cluster %s from %d to %d nodes removes only %d'
                 % (len(plan['nodes_to_remove']), name, current, new, current - new))
+        if new < current:
+            group = mg.field(self.default_group, 'name') if self.default_group is not None else 'default-worker'
+            plan['nodes_to_remove'] = self.plan['nodes_to_remove'] = self.resolve_nodes_to_remove(
+                mg.object_id(cluster), group, plan['nodes_to_remove'], current - new, "cluster '%s'" % name)
         if new == 0:
             self.require_magnum_version(mg.MV_ZERO_NODES, 'resize', "cluster '%s' to 0 nodes" % name)
         if not self.magnum_supports(mg.MV_RESIZE) and plan['nodes_to_remove']:

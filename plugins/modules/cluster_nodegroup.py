@@ -67,7 +67,9 @@ options:
     type: int
   nodes_to_remove:
     description:
-      - Server UUIDs (or names, as the driver accepts) of nodes to remove when I(node_count) shrinks the group.
+      - Server names or IDs of nodes of the group to remove when I(node_count) shrinks it; the module passes
+        their IDs to Magnum. A name or ID that is not a node of the group fails before any change.
+      - A shrink that names no nodes lets the driver choose them, with a warning.
     type: list
     elements: str
     default: []
@@ -534,6 +536,11 @@ class ClusterNodegroupModule(CoeOpenStackModule):
             raise mg.MagnumInputError('nodes_to_remove lists %d nodes but shrinking nodegroup %s from %d to %d removes '
                                       'only %d' % (len(plan['nodes_to_remove']), name, mg.field(group, 'node_count'),
                                                    target, mg.field(group, 'node_count') - target))
+        current_count = mg.field(group, 'node_count') or 0
+        if plan['resize'] is not None and plan['resize'] < current_count:
+            plan['nodes_to_remove'] = self.plan['nodes_to_remove'] = self.resolve_nodes_to_remove(
+                self.cluster_uuid, name, plan['nodes_to_remove'], current_count - plan['resize'],
+                "nodegroup '%s'" % name)
         if plan['resize'] == 0:
             self.require_magnum_version(mg.MV_ZERO_NODES, 'resize', "nodegroup '%s' to 0 nodes" % name)
         if plan['resize'] is not None:

@@ -148,3 +148,59 @@ def test_a_node_deleted_behind_magnums_back_is_reported(cloud, tmp_path):
     warnings = ' '.join(result.get('warnings') or [])
     assert 'default-worker' in warnings and re.search(r'\b2\b.*\b1\b', warnings), result.get('warnings')
     assert result['missing_nodes'] == [{'nodegroup': 'default-worker', 'node_count': 2, 'servers': 1, 'missing': 1}]
+
+
+# --------------------------------------------------------------------------- scale-down
+
+def _workers(sim, cluster, nodegroup='default-worker'):
+    ng = [g for g in _cluster_state(sim, cluster)['nodegroups'] if g['name'] == nodegroup][0]
+    return dict(zip(ng['server_names'], ng['servers']))
+
+
+def _role_play(work, cluster, template, node_count, **extra):
+    variables = {'cluster_name': cluster, 'cluster_template_manage': False, 'cluster_template': {'name': template},
+                 'cluster_node_count': node_count, 'cluster_flavor': 'bm.compute', 'cluster_timeout': 120,
+                 'cluster_add_hosts': False, 'cluster_kubeconfig_path': os.path.join(work, 'kubeconfig')}
+    variables.update(extra)
+    return [{'name': 'cluster role', 'hosts': 'localhost', 'gather_facts': False,
+             'module_defaults': {'group/hpcops.coe.openstack': {'cloud': 'hpcops-sim'}},
+             'roles': [{'role': 'hpcops.coe.cluster', 'vars': variables}]}]
+
+
+def test_the_role_scales_down_removing_the_named_node(cloud, tmp_path):
+    before = _workers(cloud, 'hpc-capi')
+    victim, survivor = sorted(before)
+    run = run_playbook(_role_play(str(tmp_path), 'hpc-capi', 'k8s-capi-v1.30', 1, cluster_nodes_to_remove=[victim]),
+                       str(tmp_path), openstack=cloud)
+    assert run.rc == 0, run.explain()
+    result = run.result('hpcops.coe.cluster : Cluster hpc-capi')
+    assert result['plan']['nodes_to_remove'] == [before[victim]], result['plan']
+    assert _workers(cloud, 'hpc-capi') == {survivor: before[survivor]}
+
+
+def test_a_scale_down_naming_no_node_warns_and_keeps_the_survivors(cloud, tmp_path):
+    before = _workers(cloud, 'hpc-capi')
+    run = run_playbook(_role_play(str(tmp_path), 'hpc-capi', 'k8s-capi-v1.30', 1), str(tmp_path), openstack=cloud)
+    assert run.rc == 0, run.explain()
+    warnings = ' '.join(run.result('hpcops.coe.cluster : Cluster hpc-capi').get('warnings') or [])
+    assert 'nodes_to_remove' in warnings and 'chooses' in warnings, warnings
+    after = _workers(cloud, 'hpc-capi')
+    # Cluster API deletes machines by its delete policy; the survivors are not replaced.
+    assert len(after) == 1 and set(after.items()) <= set(before.items()), (before, after)
+
+
+def test_a_scale_up_keeps_the_existing_capi_machines(cloud, tmp_path):
+    before = _workers(cloud, 'hpc-capi')
+    run = run_playbook(play([task('cluster', {'name': 'hpc-capi', 'node_count': 3, 'timeout': 120})]),
+                       str(tmp_path), openstack=cloud)
+    assert run.rc == 0, run.explain()
+    after = _workers(cloud, 'hpc-capi')
+    assert len(after) == 3 and set(before.items()) <= set(after.items()), (before, after)
+
+
+def test_nodes_to_remove_must_be_workers_of_the_cluster(cloud, tmp_path):
+    run = run_playbook(play([task('cluster', {'name': 'hpc-capi', 'node_count': 1, 'nodes_to_remove': ['login-1']},
+                                  ignore_errors=True)]), str(tmp_path), openstack=cloud)
+    msg = run.result('cluster')['msg']
+    assert run.failed('cluster') and 'login-1' in msg and 'default-worker' in msg, msg
+    assert len(_workers(cloud, 'hpc-capi')) == 2

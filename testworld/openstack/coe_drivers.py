@@ -735,13 +735,11 @@ class CapiDriver(Driver):
             self.add_member(cluster, ng, build_time=build_time)
 
     def apply_resize(self, cluster, ng, node_count, nodes_to_remove):
-        current = len(ng.members)
-        if node_count < current and nodes_to_remove:
-            super().apply_resize(cluster, ng, node_count, nodes_to_remove)
-        elif self.magnum.capi_resize_replaces and node_count != current:
-            self.roll(cluster, ng, node_count, self.build_time("cluster_update"))
-        else:
-            super().apply_resize(cluster, ng, node_count, nodes_to_remove)
+        # A resize only changes the MachineDeployment's replicas: a scale-up adds machines, a
+        # scale-down deletes the machines named in nodes_to_remove (annotated for deletion)
+        # and then whichever the delete policy picks; the surviving machines are never
+        # replaced. Only upgrades and remediation roll machines.
+        super().apply_resize(cluster, ng, node_count, nodes_to_remove)
 
     def apply_upgrade(self, cluster, template, ng):
         bt = self.build_time("cluster_update")
