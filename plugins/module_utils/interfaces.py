@@ -21,7 +21,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import errno
 import ipaddress
+import os
+import re
+import socket
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -31,7 +35,14 @@ from ansible_collections.hpcops.coe.plugins.module_utils.openstack import (
     describe_error,
     http_status,
     retry_call,
+    retry_unsure_call,
 )
+
+try:
+    import fcntl
+    HAS_FCNTL = True
+except ImportError:  # not POSIX: runs are not serialized per server, only checked afterwards
+    HAS_FCNTL = False
 from ansible_collections.hpcops.coe.plugins.module_utils.waiting import WaitTimeout, wait_for
 
 # Written into the description of every port this module creates itself. Nova
@@ -589,11 +600,21 @@ def plan_server(server, all_ports, wants, state, primary_network_ids=None, netwo
                 plan.error = ("port '%s' is attached to another device (%s)"
                               % (want.port.get('name') or want.port['id'], want.port['device_id']))
             plan.attach.append(want)
+    listed_networks = set(w.network_id for w in mine if w.network_id)
     for port in ports:
         if port['id'] in used:
             continue
         if state == 'exact' and port['id'] not in plan.primary:
             plan.detach.append(port)
+        elif (state == 'present' and port['id'] not in plan.primary and port['network_id'] in listed_networks
+              and is_module_port(port, server['id'])):
+            # A second attachment of a listed network that this module made (an interrupted or
+            # concurrent run): the wanted ones are matched above, this one is a duplicate.
+            plan.detach.append(port)
+            plan.warnings.append("%s: port %s duplicates an attachment of network '%s' made by this module; "
+                                 "it is detached." % (server['name'], port['id'],
+                                                      (network_names or {}).get(port['network_id'],
+                                                                                port['network_id'])))
         else:
             plan.keep.append((None, port))
     return plan
@@ -796,6 +817,9 @@ class SdkCloud:
     def delete_port(self, port_id):
         self.conn.network.delete_port(port_id, ignore_missing=True)
 
+    def describe_port(self, port_id, description):
+        self.conn.network.update_port(port_id, description=description)
+
     def attach(self, server_id, net_id=None, port_id=None, fixed_ip=None):
         attrs = {}
         if port_id:
@@ -850,6 +874,85 @@ class SdkCloud:
 # Applying a plan
 
 
+LOCK_DIR_ENV = 'HPCOPS_COE_LOCK_DIR'
+
+
+def lock_dir():
+    """Where runs on this machine leave their per-server locks (only the user can enter it)."""
+    folder = os.environ.get(LOCK_DIR_ENV)
+    if not folder:
+        cache = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+        folder = os.path.join(cache, 'hpcops.coe', 'locks')
+    return folder
+
+
+class ServerLock:
+    """An exclusive lock on one server's interfaces, held by one run on this machine.
+
+    A file lock (flock): the kernel drops it when its process ends, however it ends,
+    so a killed run never leaves a stale lock, while the module process of an
+    interrupted ansible-playbook, which goes on attaching, still holds it. The file
+    is removed on release; a waiter that locked a removed file tries again.
+    """
+
+    def __init__(self, folder, server_id):
+        self.path = os.path.join(folder, 'server-%s.lock' % re.sub(r'[^A-Za-z0-9_.-]', '_', server_id))
+        self.fd = None
+
+    def try_acquire(self):
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except (IOError, OSError) as exc:
+                os.close(fd)
+                if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    return False
+                raise
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except OSError:
+                same = False
+            if not same:
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.write(fd, ('pid %d on %s\n' % (os.getpid(), socket.gethostname())).encode())
+            self.fd = fd
+            return True
+
+    def holder(self):
+        try:
+            with open(self.path) as f:
+                return f.read().strip() or 'unknown'
+        except (IOError, OSError):
+            return 'unknown'
+
+    def release(self):
+        if self.fd is None:
+            return
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = None
+
+
+def server_locks():
+    """A factory of ServerLocks, or None where files cannot be locked (the run then goes unserialized)."""
+    if not HAS_FCNTL:
+        return None
+    folder = lock_dir()
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    if not os.access(folder, os.W_OK):
+        return None
+    return lambda server_id: ServerLock(folder, server_id)
+
+
 def run_bounded(items, worker, concurrency):
     """``worker(item)`` for every item, at most ``concurrency`` at a time, results in order."""
     items = list(items)
@@ -865,8 +968,11 @@ class Applier:
     """Carries out ServerPlans against a cloud, one worker per server."""
 
     def __init__(self, cloud, retries=10, retry_delay=1.0, max_delay=30.0, wait=True,
-                 timeout=180, poll_interval=1.0, sleep=time.sleep, clock=time.monotonic):
+                 timeout=180, poll_interval=1.0, sleep=time.sleep, clock=time.monotonic, locks=None, replan=None):
         self.cloud = cloud
+        self.locks = locks          # server id -> ServerLock, or None
+        self.replan = replan        # server -> a fresh ServerPlan, after waiting for another run
+        self.lock_waits = 0
         self.retries = retries
         self.retry_delay = retry_delay
         self.max_delay = max_delay
@@ -899,15 +1005,48 @@ class Applier:
         return True
 
     def apply(self, plan):
+        lock = self.locks(plan.server['id']) if self.locks is not None else None
+        if lock is not None and not lock.try_acquire():
+            # Another run on this machine is changing this server's interfaces (maybe the
+            # module process of an interrupted ansible-playbook): wait for it, then plan again.
+            holder = lock.holder()
+            if not self._poll(lock.try_acquire, self.clock() + self.timeout):
+                return {'name': plan.server['name'], 'attached': [], 'detached': [], 'created_ports': [],
+                        'failed': True, 'vanished': False, 'ports': list(plan.ports),
+                        'msg': '%s: another run of this module (%s) was still changing its interfaces after '
+                               '%ss; nothing was changed on it' % (plan.server['name'], holder, self.timeout)}
+            with self.lock:
+                self.lock_waits += 1
+            if self.replan is not None:
+                try:
+                    fresh = self.replan(plan.server)
+                except Exception as exc:  # noqa: BLE001 - reported as this server's failure
+                    lock.release()
+                    return {'name': plan.server['name'], 'attached': [], 'detached': [], 'created_ports': [],
+                            'failed': True, 'vanished': False, 'ports': list(plan.ports),
+                            'msg': '%s: reading its ports again failed: %s' % (plan.server['name'],
+                                                                               describe_error(exc))}
+                for key in ('ports', 'primary', 'keep', 'attach', 'detach'):
+                    setattr(plan, key, getattr(fresh, key))
+        try:
+            return self._apply(plan)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _apply(self, plan):
         server = plan.server
         outcome = {'name': server['name'], 'attached': [], 'detached': [], 'created_ports': [],
                    'failed': False, 'msg': '', 'vanished': False, 'ports': list(plan.ports)}
         try:
             self._detach_all(plan, outcome)
-            for want in plan.attach:
-                self._attach_one(plan, want, outcome)
-            if plan.attach:
-                self._undo_duplicates(plan, outcome)
+            try:
+                for want in plan.attach:
+                    self._attach_one(plan, want, outcome)
+            finally:
+                # Also when an attach raised: what did land may have been made twice.
+                if outcome['attached']:
+                    self._undo_duplicates_after(plan, outcome)
         except InterfaceError as exc:
             outcome['failed'] = True
             outcome['msg'] = str(exc)
@@ -961,6 +1100,15 @@ class Applier:
         for port in plan.detach:
             if self._wait_released(server, port, deadline) is not None and is_module_port(port):
                 self.cloud.delete_port(port['id'])
+
+    def _undo_duplicates_after(self, plan, outcome):
+        try:
+            self._undo_duplicates(plan, outcome)
+        except Exception as exc:  # noqa: BLE001 - kept with the server's outcome, never hiding the first error
+            outcome['undo_error'] = describe_error(exc) if not isinstance(exc, InterfaceError) else str(exc)
+            if not outcome['failed']:
+                outcome['failed'] = True
+                outcome['msg'] = '%s: %s' % (plan.server['name'], outcome['undo_error'])
 
     def _undo_duplicates(self, plan, outcome):
         """Take back this run's attachments that a concurrent run made as well.
@@ -1062,10 +1210,11 @@ class Applier:
             outcome['created_ports'].append(created)
         try:
             if port_id:
-                att = self._retry(lambda: self.cloud.attach(server['id'], port_id=port_id))
+                attach = lambda: self.cloud.attach(server['id'], port_id=port_id)  # noqa: E731
             else:
-                att = self._retry(lambda: self.cloud.attach(server['id'], net_id=want.network_id,
-                                                            fixed_ip=want.fixed_ip))
+                attach = lambda: self.cloud.attach(server['id'], net_id=want.network_id,  # noqa: E731
+                                                   fixed_ip=want.fixed_ip)
+            att = self._retry_attach(attach, lambda: self._landed(plan, want, port_id, outcome))
         except Exception as exc:
             if created:
                 self._delete_quietly(created)
@@ -1085,6 +1234,41 @@ class Applier:
             att['network_id'] = want.network_id
         att['want_index'] = want.index
         outcome['attached'].append(att)
+        if created is None and want.port is None and not is_module_port(att, server['id']):
+            # Nova made this port: mark it as this module's attachment, so that a later run can
+            # tell a duplicate it made (an interrupted run's) from someone else's port.
+            try:
+                retry_call(lambda: self.cloud.describe_port(att['id'], module_port_description(server['id'])),
+                           attempts=self.retries + 1, deadline=self.timeout, base_delay=self.retry_delay,
+                           max_delay=self.max_delay, sleep=self.sleep, clock=self.clock)
+                att['description'] = module_port_description(server['id'])
+            except Exception:  # noqa: BLE001 - unmarked, the port only loses duplicate detection
+                pass
+
+    def _retry_attach(self, attach, landed):
+        """The attach, retried on busy servers and, checking first whether it landed, on 5xx answers."""
+        def count(exc, attempt, delay):
+            with self.lock:
+                self.retried += 1
+
+        return retry_unsure_call(attach, landed, retry_if=is_retryable_conflict, attempts=self.retries + 1,
+                                 deadline=self.timeout, base_delay=self.retry_delay, max_delay=self.max_delay,
+                                 on_retry=count, sleep=self.sleep, clock=self.clock)
+
+    def _landed(self, plan, want, port_id, outcome):
+        """The attachment an attach that answered 5xx made after all, or None."""
+        server_id = plan.server['id']
+        known = set(p['id'] for p in plan.ports) | set(a.get('id') for a in outcome['attached'])
+        for port in self.cloud.list_ports(device_id=server_id):
+            if port['device_id'] != server_id or port['id'] in known:
+                continue
+            if port_id:
+                if port['id'] == port_id:
+                    return dict(port)
+            elif port['network_id'] == want.network_id and (
+                    not want.fixed_ip or want.fixed_ip in [f['ip_address'] for f in port['fixed_ips']]):
+                return dict(port)
+        return None
 
     def wait_active(self, outcomes, chunk=40):
         """Wait until every port attached in ``outcomes`` is ACTIVE.

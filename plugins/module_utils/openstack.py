@@ -244,6 +244,62 @@ def retry_call(fn, idempotent=True, attempts=6, deadline=120.0, base_delay=1.0, 
             sleep(delay)
 
 
+def is_unsure(exc):
+    """Whether a failed call may still have taken effect: a 5xx, or a connection lost after sending.
+
+    A refused connection (nothing was sent) is not unsure; neither is any 4xx.
+    """
+    status = http_status(exc)
+    if status in RETRY_IF_IDEMPOTENT:
+        return True
+    if HAS_KEYSTONEAUTH and status is None:
+        if isinstance(exc, (ksa_exc.ConnectFailure, ksa_exc.ConnectTimeout)):
+            return False
+        return isinstance(exc, ksa_exc.ConnectionError)
+    return False
+
+
+def retry_unsure_call(fn, landed, retry_if=None, unsure_500s=2, **kwargs):
+    """``retry_call`` for a call that is not idempotent (it makes something), such as an attach.
+
+    After an error that leaves unknown whether the call took effect (``is_unsure``),
+    ``landed()`` is asked before the next try: a value other than None is what the
+    call made, and is returned as its result; None means it did not land, and the
+    call is retried within the same bounds (attempts, deadline) as every retry. The
+    reads ``landed()`` makes are retried like any idempotent call. A plain 500 is
+    retried at most ``unsure_500s`` times: services also answer 500 for failures a
+    retry does not cure (Nova's InterfaceAttachFailed when no physical NIC is free).
+    ``retry_if`` decides about every other error (default: ``is_transient``).
+    """
+    retry_if = retry_if or (lambda e: is_transient(e, idempotent=False))
+    state = {'unsure': None, '500s': 0}
+
+    def attempt():
+        if state['unsure'] is not None:
+            found = landed()
+            if found is not None:
+                return found
+            state['unsure'] = None
+        try:
+            return fn()
+        except Exception as exc:
+            if is_unsure(exc):
+                state['unsure'] = exc
+                if http_status(exc) == 500:
+                    state['500s'] += 1
+            raise
+
+    def retryable(exc):
+        if exc is state['unsure']:
+            return http_status(exc) != 500 or state['500s'] <= unsure_500s
+        if state['unsure'] is not None:
+            # landed() itself failed: a read, retried like any idempotent call.
+            return is_transient(exc, idempotent=True)
+        return retry_if(exc)
+
+    return retry_call(attempt, retry_if=retryable, **kwargs)
+
+
 # --------------------------------------------------------------------------- listing
 
 def list_all(manager, key, suffix=None, cluster_id=None):

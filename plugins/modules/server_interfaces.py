@@ -27,10 +27,22 @@ description:
     is unlocked. Nova makes an exception for admins, so for them the module attempts the change. A server locked while the
     module works on it is retried like a busy one.
   - With I(wait=true) the module waits until every new port is C(ACTIVE).
-  - Two runs at the same time on the same servers both see a network missing and both attach it.
-    After attaching, the module reads each changed server again; where another run's attachment
-    came first, it detaches its own again and reports the other one, so the server ends with one
-    interface per wanted network.
+  - Runs on one machine take turns per server: before changing a server the module takes a lock on it
+    (a file lock in C($XDG_CACHE_HOME/hpcops.coe/locks), or C(HPCOPS_COE_LOCK_DIR)), which the system
+    drops when the process ends however it ends. A run that finds the lock taken (for example by the
+    module process of an interrupted C(ansible-playbook), which goes on attaching) waits for it, within
+    I(timeout), then reads the server's ports again and plans it anew.
+  - Two runs from different machines at the same time on the same servers may both see a network missing
+    and both attach it. After attaching (also when a later attach failed), the module reads each changed
+    server again; where another run's attachment came first, it detaches its own again and reports the
+    other one, so the server ends with one interface per wanted network.
+  - Ports Nova creates for an attachment by network are marked as this module's in their description
+    (one port update each). With I(state=present), a second attachment of a listed network that carries
+    this mark (left by an interrupted or concurrent run) is detached as a duplicate. Attachments made by
+    others are never detached by I(state=present).
+  - A 5xx answer (or a connection lost) on an attach may hide an attach that happened: the module reads
+    the server's ports, takes an attachment that landed as made, and otherwise retries within I(timeout)
+    (a plain 500 at most twice, since Nova also answers 500 when no physical NIC is free).
   - B(Bare metal.) Nova attaches a network to an Ironic node only when the node has a free physical
     NIC on the network's physical network, and answers HTTP 500 otherwise. The module checks this
     before any change when it knows the node's NICs, and fails with a per-server explanation of the
@@ -199,7 +211,7 @@ options:
     default: 10
   retries:
     description:
-      - How often a call that Nova refused with a retryable 409 is tried again.
+      - How often a call that Nova refused with a retryable 409, or answered with a 5xx, is tried again.
     type: int
     default: 10
   retry_delay:
@@ -634,8 +646,16 @@ class ServerInterfacesModule(CoeOpenStackModule):
             self.current_op = 'run'
             for failure in failures:
                 self.warn(failure)
+            def replan(server):
+                # Another run changed this server meanwhile: plan it again from its ports now.
+                fresh = ifc.plan_server(server, cloud.list_ports(device_id=server['id']), wants, p['state'],
+                                        primary_ids, net_names)
+                for warning in fresh.warnings:
+                    self.warn(warning)
+                return fresh
+
             applier = ifc.Applier(cloud, retries=p['retries'], retry_delay=p['retry_delay'],
-                                  wait=p['wait'], timeout=p['timeout'])
+                                  wait=p['wait'], timeout=p['timeout'], locks=ifc.server_locks(), replan=replan)
             outcomes = ifc.run_bounded(plans, lambda plan: self._apply(applier, plan), p['concurrency'])
             if p['wait']:
                 applier.wait_active(outcomes)

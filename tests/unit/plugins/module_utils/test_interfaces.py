@@ -288,6 +288,15 @@ class _Network:
             self.c.calls.append(('delete_port', port_id))
             self.c.ports.pop(port_id, None)
 
+    def update_port(self, port_id, **attrs):
+        with self.c.lock:
+            self.c.calls.append(('update_port', port_id, attrs))
+            port = self.c.ports.get(port_id)
+            if port is None:
+                raise FakeHttpError(404, 'Port %s could not be found.' % port_id)
+            port.update(attrs)
+            return dict(port)
+
 
 class _Baremetal:
     def __init__(self, c):

@@ -246,9 +246,13 @@ def test_resize_wait_ends_when_update_completes_even_if_counts_moved(cloud):
     assert res['changed'] is True and sum(cloud.clock.sleeps) < 60
 
 
-def test_resize_down_removes_chosen_nodes(cloud):
+def test_resize_down_removes_chosen_nodes(cloud, monkeypatch):
+    from ansible_collections.hpcops.coe.plugins.module_utils import nodes as discovery
     seeded(cloud, node_count=4)
-    res = run_module(main, dict(name='hpc', node_count=2, nodes_to_remove=['srv-a', 'srv-b']))
+    members = [{'id': 'srv-%s' % x, 'name': 'hpc-node-%s' % x, 'nodegroup': 'default-worker'} for x in 'abcd']
+    monkeypatch.setattr(discovery, 'discover_cluster_nodes', lambda conn, ref: members)
+    # By ID and by name: Magnum gets server IDs.
+    res = run_module(main, dict(name='hpc', node_count=2, nodes_to_remove=['srv-a', 'hpc-node-b']))
     resize = [a for op, k, a in cloud.calls if op == 'resize'][0]
     assert resize['nodes_to_remove'] == ['srv-a', 'srv-b']
     assert res['plan']['nodes_to_remove'] == ['srv-a', 'srv-b']

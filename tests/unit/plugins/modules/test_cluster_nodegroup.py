@@ -56,10 +56,13 @@ def test_grow_past_max_widens_limit_first(cloud):
     assert ops == ['patch', 'resize']
 
 
-def test_shrink_and_lower_max_resizes_first(cloud):
+def test_shrink_and_lower_max_resizes_first(cloud, monkeypatch):
+    from ansible_collections.hpcops.coe.plugins.module_utils import nodes as discovery
     c = seed(cloud)
     cloud.add_nodegroup(c['uuid'], 'gpu', flavor_id='f-gpu', node_count=6, max_node_count=8, labels={'gpu': 'true'})
-    res = run_module(main, dict(GPU, node_count=2, max_node_count=4, nodes_to_remove=['a', 'b']))
+    members = [{'id': x, 'name': 'node-' + x, 'nodegroup': 'gpu'} for x in 'abcdef']
+    monkeypatch.setattr(discovery, 'discover_cluster_nodes', lambda conn, ref: members)
+    res = run_module(main, dict(GPU, node_count=2, max_node_count=4, nodes_to_remove=['a', 'node-b']))
     ops = [(op, a) for op, k, a in cloud.calls if op in ('patch', 'resize')]
     assert [o[0] for o in ops] == ['resize', 'patch']
     assert ops[0][1]['nodes_to_remove'] == ['a', 'b']
