@@ -254,9 +254,9 @@ def playbook_env(workdir, openstack=None, kube=None, extra=None):
     return env
 
 
-def run_playbook(playbook, workdir, openstack=None, kube=None, extravars=None, check=False, diff=False,
-                 verbosity=0, log=False, env=None, tags=None, timeout=600):
-    """Run `playbook` (a path, YAML text, or a list of plays) on localhost."""
+def _prepare(playbook, workdir, openstack=None, kube=None, extravars=None, check=False, diff=False,
+             verbosity=0, log=False, env=None, tags=None):
+    """(command, environment, results file, log file) of one ansible-playbook run."""
     os.makedirs(workdir, exist_ok=True)
     if not isinstance(playbook, str) or '\n' in playbook:
         fd, path = tempfile.mkstemp(prefix='playbook-', suffix='.yml', dir=workdir)
@@ -287,17 +287,86 @@ def run_playbook(playbook, workdir, openstack=None, kube=None, extravars=None, c
         fd, log_path = tempfile.mkstemp(prefix='ansible-', suffix='.log', dir=workdir)
         os.close(fd)
         full_env['ANSIBLE_LOG_PATH'] = log_path
-    started = time.monotonic()
-    proc = subprocess.run(cmd, env=full_env, cwd=workdir, capture_output=True, text=True, timeout=timeout,
-                          check=False)
-    seconds = time.monotonic() - started
+    return cmd, full_env, results, log_path
+
+
+def _collect(cmd, rc, stdout, stderr, results, log_path, seconds):
     with open(results) as f:
         records = [json.loads(line) for line in f if line.strip()]
     log_text = None
     if log_path:
         with open(log_path, errors='replace') as f:
             log_text = f.read()
-    return Run(proc.returncode, proc.stdout, proc.stderr, records, log_text, cmd, seconds)
+    return Run(rc, stdout, stderr, records, log_text, cmd, seconds)
+
+
+def run_playbook(playbook, workdir, openstack=None, kube=None, extravars=None, check=False, diff=False,
+                 verbosity=0, log=False, env=None, tags=None, timeout=600):
+    """Run `playbook` (a path, YAML text, or a list of plays) on localhost."""
+    cmd, full_env, results, log_path = _prepare(playbook, workdir, openstack, kube, extravars, check, diff,
+                                                verbosity, log, env, tags)
+    started = time.monotonic()
+    proc = subprocess.run(cmd, env=full_env, cwd=workdir, capture_output=True, text=True, timeout=timeout,
+                          check=False)
+    return _collect(cmd, proc.returncode, proc.stdout, proc.stderr, results, log_path, time.monotonic() - started)
+
+
+class Started(object):
+    """An ansible-playbook run in the background, in a process group of its own, to be killed."""
+
+    def __init__(self, playbook, workdir, **options):
+        self.workdir = workdir
+        self.cmd, env, self.results, self.log_path = _prepare(playbook, workdir, **options)
+        self.out = open(os.path.join(workdir, 'stdout.txt'), 'w+')
+        self.err = open(os.path.join(workdir, 'stderr.txt'), 'w+')
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(self.cmd, env=env, cwd=workdir, stdout=self.out, stderr=self.err,
+                                     start_new_session=True)
+        self.pgid = self.proc.pid
+
+    def kill(self):
+        """SIGKILL ansible-playbook alone, as an operator's kill -9 does: its module processes live on."""
+        import signal
+
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def group_alive(self):
+        try:
+            os.killpg(self.pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def wait_group(self, timeout=300):
+        """Wait until every process the run started (the orphaned module processes too) has ended."""
+        deadline = time.monotonic() + timeout
+        while self.group_alive():
+            if time.monotonic() > deadline:
+                raise AssertionError('processes of the killed run still alive after %ss' % timeout)
+            time.sleep(0.2)
+
+    def finish(self, timeout=600):
+        rc = self.proc.wait(timeout=timeout)
+        self.out.seek(0)
+        self.err.seek(0)
+        run = _collect(self.cmd, rc, self.out.read(), self.err.read(), self.results, self.log_path,
+                       time.monotonic() - self.started)
+        self.out.close()
+        self.err.close()
+        return run
+
+
+def wait_request(sim, method, path_end, timeout=120, count=1):
+    """Wait until the cloud has answered `count` requests `method ...path_end` (e.g. 'POST', '/os-interface')."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen = sum(n for r, n in sim.requests()['by_route'].items()
+                   if r.startswith(method + ' ') and r.endswith(path_end))
+        if seen >= count:
+            return seen
+        time.sleep(0.02)
+    raise AssertionError('no %s ...%s request within %ss' % (method, path_end, timeout))
 
 
 def run_together(*calls):

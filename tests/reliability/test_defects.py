@@ -204,3 +204,102 @@ def test_nodes_to_remove_must_be_workers_of_the_cluster(cloud, tmp_path):
     msg = run.result('cluster')['msg']
     assert run.failed('cluster') and 'login-1' in msg and 'default-worker' in msg, msg
     assert len(_workers(cloud, 'hpc-capi')) == 2
+
+
+# --------------------------------------------------------------------------- fault rules
+
+def test_a_latency_rule_does_not_shadow_an_error_rule(cloud):
+    cloud.set_faults([{'service': 'container-infra', 'latency_ms': 1},
+                      {'service': 'container-infra', 'status': 503, 'count': 1}])
+    api = CloudApi(cloud).login()
+    with pytest.raises(Exception) as failed:
+        api.clusters()
+    assert '503' in str(failed.value)
+    assert [r['fired'] for r in cloud.faults()] == [1, 1], cloud.faults()
+
+
+@pytest.mark.parametrize('rule', [{'service': 'container-infra-management', 'status': 503},
+                                  {'service': 'magnum', 'path_regex': '^/magnum/v1', 'status': 503}])
+def test_a_rule_that_cannot_fire_is_refused(cloud, rule):
+    with pytest.raises(Exception, match='unknown service|cannot match'):
+        cloud.set_faults([rule])
+
+
+# --------------------------------------------------------------------------- attaching
+
+def _ports_by_server(sim, server_ids):
+    api = CloudApi(sim).login()
+    nets = dict((n['id'], n['name']) for n in api.networks())
+    out = dict((sid, []) for sid in server_ids)
+    for port in api.ports():
+        if port.get('device_id') in out:
+            out[port['device_id']].append(nets[port['network_id']])
+    return out
+
+
+def _doubled(ports_by_server):
+    return sum(len(nets) - len(set(nets)) for nets in ports_by_server.values())
+
+
+def test_a_5xx_on_attach_is_checked_and_retried(cloud, tmp_path):
+    workers = _workers(cloud, 'hpc-capi')
+    # Every other attach is answered 502 after Nova did it, every third 503 before it did.
+    cloud.set_faults([{'service': 'compute', 'method': 'POST', 'path_regex': '/os-interface$', 'status': 502,
+                       'after': True, 'count': 2},
+                      {'service': 'compute', 'method': 'POST', 'path_regex': '/os-interface$', 'status': 503,
+                       'count': 2}])
+    run = run_playbook(play([task('server_interfaces', {
+        'servers': sorted(workers), 'interfaces': [{'network': 'eth-10g'}, {'network': 'ib-100g'}],
+        'retry_delay': 0.1, 'timeout': 60})]), str(tmp_path), openstack=cloud)
+    assert [r['fired'] for r in cloud.faults()] == [2, 2], cloud.faults()
+    assert run.rc == 0, run.explain()
+    ports = _ports_by_server(cloud, workers.values())
+    assert _doubled(ports) == 0 and all(sorted(n) == ['eth-10g', 'ib-100g', 'private'] for n in ports.values()), ports
+    assert run.result('server_interfaces')['summary']['attached'] == 4
+
+
+def test_present_removes_duplicates_the_module_made_and_only_those(cloud, tmp_path):
+    api = CloudApi(cloud).login()
+    login = [s for s in api.servers() if s['name'] == 'login-1'][0]
+    ten = [n for n in api.networks() if n['name'] == 'eth-10g'][0]
+    twenty_five = [n for n in api.networks() if n['name'] == 'eth-25g'][0]
+    # Two attachments of eth-10g by the module (as an interrupted and a concurrent run leave them) ...
+    run = run_playbook(play([task('server_interfaces', {'servers': ['login-1'], 'interfaces': [
+        {'network': 'eth-10g'}, {'network': 'eth-10g'}]})]), str(tmp_path / 'twice'), openstack=cloud)
+    assert run.rc == 0, run.explain()
+    # ... and two of eth-25g by someone else.
+    for dummy in range(2):
+        api.call('POST', '/compute/v2.1/servers/%s/os-interface' % login['id'],
+                 {'interfaceAttachment': {'net_id': twenty_five['id']}})
+    run = run_playbook(play([task('server_interfaces', {'servers': ['login-1'], 'interfaces': [
+        {'network': 'eth-10g'}, {'network': 'eth-25g'}]})]), str(tmp_path / 'once'), openstack=cloud)
+    assert run.rc == 0, run.explain()
+    result = run.result('server_interfaces')
+    assert [d['network'] for d in result['servers'][0]['detached']] == ['eth-10g'], result['servers'][0]
+    cloud.wait_idle(20)
+    assert sorted(_ports_by_server(cloud, [login['id']])[login['id']]) == ['eth-10g', 'eth-25g', 'eth-25g',
+                                                                            'private']
+    assert ten['id']
+
+
+def test_a_rerun_after_sigkill_mid_attach_never_doubles(cloud, tmp_path):
+    from reliability_kit import Started, wait_request
+
+    servers = {}
+    for group in ('default-worker', 'gpu'):
+        servers.update(_workers(cloud, 'hpc-heat', group))
+    servers.update(_workers(cloud, 'hpc-capi'))
+    cloud.set_timings(attach=0.6)
+    doc = play([task('server_interfaces', {
+        'servers': sorted(servers), 'interfaces': [{'network': 'eth-10g'}, {'network': 'ib-100g'}],
+        'concurrency': 10, 'retry_delay': 0.1, 'timeout': 120})])
+    first = Started(doc, str(tmp_path / 'killed'), openstack=cloud)
+    wait_request(cloud, 'POST', '/os-interface', timeout=120)
+    first.kill()
+    rerun = run_playbook(doc, str(tmp_path / 'rerun'), openstack=cloud)
+    first.wait_group()
+    assert rerun.rc == 0, rerun.explain()
+    cloud.wait_idle(20)
+    ports = _ports_by_server(cloud, servers.values())
+    assert _doubled(ports) == 0, ports
+    assert all({'eth-10g', 'ib-100g'} <= set(n) for n in ports.values()), ports

@@ -3,8 +3,10 @@
 Two families of rules share one list:
 
 * HTTP rules ``{service, method, path_regex, status, rate, count, latency_ms, body, message,
-  rendezvous}`` match requests before they reach a handler; ``status`` makes the request
-  fail with that code in the service's own error shape (or with ``body``), while
+  rendezvous, after}`` match requests before they reach a handler; ``status`` makes the request
+  fail with that code in the service's own error shape (or with ``body``) -- with ``after: true``
+  the request is carried out first and only its answer is replaced, as when a proxy gives up
+  on a backend that finishes the work anyway --, while
   ``latency_ms`` alone only slows matching requests down. ``rendezvous: N`` holds matching
   requests until N different clients (told apart by their token) have sent one, waiting at
   most ``latency_ms``: two runs racing for one create then always read the cloud before
@@ -42,6 +44,8 @@ _DEFAULT_MESSAGES = {
     504: "Gateway Timeout",
 }
 
+SERVICES = ("identity", "compute", "network", "image", "container-infra", "orchestration")
+
 _SERVICE_ALIASES = {
     "keystone": "identity", "nova": "compute", "neutron": "network", "glance": "image",
     "magnum": "container-infra", "container-infrastructure-management": "container-infra",
@@ -59,10 +63,19 @@ class Rule:
             raise ValueError("unknown fault kind %r (known: %s)" % (self.kind, ", ".join(ALL_KINDS)))
         svc = spec.get("service")
         self.service = _SERVICE_ALIASES.get(svc, svc)
+        if self.service is not None and self.service not in SERVICES:
+            # A rule for a service the cloud does not serve would never fire, silently.
+            raise ValueError("unknown service %r in fault rule %r (known: %s, or aliases %s)"
+                             % (svc, spec, ", ".join(SERVICES), ", ".join(sorted(_SERVICE_ALIASES))))
         if self.kind == "conflict_storm":
             self.service = self.service or "compute"
         self.method = (spec.get("method") or "").upper() or None
         self.path_re = re.compile(spec["path_regex"]) if spec.get("path_regex") else None
+        if self.path_re is not None and self.service and spec["path_regex"].startswith("^/") and not \
+                spec["path_regex"].startswith("^/" + self.service):
+            # Paths start with the service's prefix: this rule could never match.
+            raise ValueError("fault rule %r: path_regex %r cannot match a path of service %r (they start with /%s)"
+                             % (spec, spec["path_regex"], self.service, self.service))
         self.status = spec.get("status")
         if self.kind == "conflict_storm" and not self.status:
             self.status = 409
@@ -79,6 +92,7 @@ class Rule:
         self.rng = random.Random(rule_seed)
         self.fired = 0
         self.rendezvous = int(spec.get("rendezvous") or 0)
+        self.after = bool(spec.get("after"))
         self._met = threading.Condition()
         self.clients = set()
 
@@ -133,6 +147,27 @@ class Rule:
         if self.remaining is not None:
             d["remaining"] = self.remaining
         return d
+
+
+class _Combined:
+    """Several rules that hit one request, seen by the HTTP layer as one."""
+
+    def __init__(self, rules):
+        self.rules = rules
+        errors = [r for r in rules if r.status]
+        self.error = errors[0] if errors else None
+        meeting = [r for r in rules if r.rendezvous]
+        self.meeting = meeting[0] if meeting else None
+        self.rendezvous = self.meeting.rendezvous if self.meeting else 0
+        self.latency_ms = sum(r.latency_ms for r in rules if not r.rendezvous)
+        self.status = self.error.status if self.error else None
+        self.after = self.error.after if self.error else False
+
+    def meet(self, client):
+        return self.meeting.meet(client)
+
+    def response(self, service, req):
+        return self.error.response(service, req)
 
 
 class Faults:
@@ -199,15 +234,33 @@ class Faults:
 
     # -- consulted by the HTTP layer -----------------------------------------
     def match_http(self, service, method, path):
+        """What the rules do to one request: None, or an object with the fields of a rule.
+
+        Every matching rule has its say: latency-only rules add their delay, the first
+        rendezvous rule holds the request, and the first error rule that rolls answers it.
+        (A rule that only slows requests down must not shadow an error rule listed after
+        it: such an error rule would never fire.)
+        """
         if not self.rules:
             return None
+        hits = []
         with self._lock:
+            failing = False
             for rule in self.rules:
                 if rule.kind not in HTTP_KINDS or rule.exhausted:
                     continue
-                if rule.matches_request(service, method, path) and rule._roll():
-                    return rule
-        return None
+                if not rule.matches_request(service, method, path):
+                    continue
+                if rule.status and failing:
+                    continue  # one error answer per request; later error rules do not roll
+                if rule._roll():
+                    hits.append(rule)
+                    failing = failing or bool(rule.status)
+        if not hits:
+            return None
+        if len(hits) == 1:
+            return hits[0]
+        return _Combined(hits)
 
     # -- consulted by services -----------------------------------------------
     def take(self, kind, name=None, op=None):

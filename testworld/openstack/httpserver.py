@@ -200,7 +200,7 @@ class App:
         if delay:
             time.sleep(delay / 1000.0)
         try:
-            if fault is not None and fault.status:
+            if fault is not None and fault.status and not fault.after:
                 return self._finish(service, req, fault.response(service, req))
             if route is None:
                 if allowed:
@@ -226,6 +226,9 @@ class App:
         except Exception:  # a simulator bug must still look like a service fault
             traceback.print_exc(file=sys.stderr)
             resp = service.error_response(req, ApiError(500, "Unexpected simulator error: %s" % sys.exc_info()[1]))
+        if fault is not None and fault.status and fault.after:
+            # The request was carried out; the client only hears the error (a proxy timing out).
+            resp = fault.response(service, req)
         return self._finish(service, req, resp)
 
     def _finish(self, service, req, resp):
