@@ -299,6 +299,9 @@ def test_a_rerun_after_sigkill_mid_attach_never_doubles(cloud, tmp_path):
     rerun = run_playbook(doc, str(tmp_path / 'rerun'), openstack=cloud)
     first.wait_group()
     assert rerun.rc == 0, rerun.explain()
+    # The module process of the killed run went on attaching: the rerun saw it and took its turn.
+    assert rerun.result('server_interfaces')['summary']['waited_for_other_runs'] >= 1, rerun.result(
+        'server_interfaces')['summary']
     cloud.wait_idle(20)
     ports = _ports_by_server(cloud, servers.values())
     assert _doubled(ports) == 0, ports

@@ -89,7 +89,7 @@ def test_attach_to_many_servers_then_converged(cloud):
     res = ok(cloud, servers=[s['name'] for s in servers], interfaces=TWO, concurrency=3)
     assert res['changed'] is True
     assert res['summary'] == {'servers': 6, 'changed': 6, 'failed': 0, 'attached': 12, 'detached': 0,
-                              'retries': 0}
+                              'retries': 0, 'waited_for_other_runs': 0}
     first = res['servers'][0]
     assert [i['network'] for i in first['interfaces']] == ['private', 'eth-25g', 'ib-100g']
     assert first['interfaces'][0]['primary'] is True
