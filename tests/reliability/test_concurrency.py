@@ -84,7 +84,8 @@ class Race(object):
                                          os.path.join(self.workdir, str(i)), openstack=self.cloud)
                 for i in (0, 1)])
             # How many runs met at every contested request (2 when they all overlapped).
-            self.met = min(r['clients'] for r in self.cloud.faults())
+            self.rules = self.cloud.faults()
+            self.met = min(r['clients'] for r in self.rules)
             self.cloud.clear_faults()
             self.after = census(self.cloud)
             self.left = leftovers(self.before, self.after)
@@ -100,7 +101,8 @@ class Race(object):
                 problems.append('run %d failed: %s' % (i, run.explain()[:1500]))
         FIGURES.concurrency.append((self.name, not problems))
         # Both runs really met at the contested requests.
-        assert self.met == 2, 'the runs did not meet at every contested request: %s' % self.cloud.faults()
+        assert self.met == 2, 'the runs did not meet at every contested request: %s' % self.rules
+        assert all(r['fired'] >= 1 for r in self.rules), 'a rule never fired: %s' % self.rules
         assert not problems, '\n'.join(problems)
 
 

@@ -72,6 +72,7 @@ class Outcome(object):
         self.kube_left = None
         self.notes = {}
         self.error = None
+        self.rules = []
 
     def problems(self, steps):
         """Every way this scenario broke the rules, as readable lines."""
@@ -95,6 +96,9 @@ class Outcome(object):
             again = self.rerun.record(step.name)
             if again['status'] != 'ok':
                 out.append('%s did not converge on the rerun: %s' % (step.name, again['result'].get('msg')))
+        for rule in self.rules:
+            if rule['fired'] < 1:
+                out.append('fault rule never fired: %s' % dict((k, v) for k, v in rule.items() if k != 'fired'))
         for kind, n in sorted((self.left or {}).items()):
             if n:
                 out.append('left behind: %d %s' % (n, kind))
@@ -167,6 +171,8 @@ class Scenario(object):
             finally:
                 if stop is not None:
                     stop()
+            # Every rule the scenario set must have hit the run: one that never fired tested nothing.
+            outcome.rules = self.sim.faults() if self.sim is not None else []
             self.recover()
             outcome.rerun = run_playbook(play([s.task(rerun=True) for s in steps], name=self.name + ' (rerun)'),
                                          os.path.join(self.workdir, 'rerun'), openstack=self.sim, kube=self.world)
