@@ -173,6 +173,8 @@ def subnet_view(subnet):
         'gateway_ip': field(subnet, 'gateway_ip'),
         'enable_dhcp': bool(field(subnet, 'is_dhcp_enabled', 'enable_dhcp', default=False)),
         'ip_version': field(subnet, 'ip_version'),
+        'ipv6_address_mode': field(subnet, 'ipv6_address_mode'),
+        'ipv6_ra_mode': field(subnet, 'ipv6_ra_mode'),
     }
 
 
@@ -1399,7 +1401,11 @@ def describe_interface(port, networks_by_id, subnets_by_id, primary_ids):
                 entry['version'] = parsed.version
             except ValueError:
                 pass
+        if entry['version'] == 6:
+            entry['ipv6_address_mode'] = sub.get('ipv6_address_mode')
+            entry['ipv6_ra_mode'] = sub.get('ipv6_ra_mode')
         addresses.append(entry)
+    mode, ra, cidrs = ipv6_addressing(addresses)
     return {
         'network': net.get('name') or port['network_id'],
         'network_id': port['network_id'],
@@ -1412,7 +1418,30 @@ def describe_interface(port, networks_by_id, subnets_by_id, primary_ids):
         'mtu': net.get('mtu'),
         'physical_network': net.get('physical_network'),
         'client_id': port.get('client_id'),
+        'ipv6_mode': mode,
+        'ipv6_router_advertisements': ra,
+        'ipv6_cidrs': cidrs,
     }
+
+
+def ipv6_addressing(addresses):
+    """(mode, router advertisements, CIDRs) of an interface's IPv6 addresses, from their subnets.
+
+    ``mode`` follows the subnet's ``ipv6_address_mode``: C(slaac) and C(dhcpv6-stateless)
+    (address from router advertisements), C(dhcpv6-stateful) (address from DHCPv6), or
+    C(static) when the subnet hands out no address itself (no mode); None without IPv6.
+    Router advertisements come from Neutron when the subnet has an ``ipv6_ra_mode``
+    (an external router may send them too, but nothing tells). Without them a DHCPv6
+    client must start on its own, and the subnet's prefix route is not announced.
+    """
+    v6 = [a for a in addresses if a.get('version') == 6]
+    if not v6:
+        return None, False, []
+    modes = [a.get('ipv6_address_mode') for a in v6]
+    mode = modes[0] if modes[0] in ('slaac', 'dhcpv6-stateless', 'dhcpv6-stateful') else 'static'
+    ra = any(a.get('ipv6_ra_mode') for a in v6)
+    cidrs = sorted(set(a['cidr'] for a in v6 if a.get('cidr')))
+    return mode, ra, cidrs
 
 
 def attachment_label(network_name, ips, primary=False, new=False):

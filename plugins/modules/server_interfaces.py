@@ -339,12 +339,19 @@ servers:
         - Every interface of the server afterwards, the primary one first.
         - C(ip_addresses) gives for each address its subnet's C(cidr), C(prefix_length), C(gateway),
           C(dhcp) (whether the subnet runs DHCP) and C(version).
+          IPv6 addresses also carry their subnet's C(ipv6_address_mode) and C(ipv6_ra_mode).
         - C(client_id) is the DHCP client-id of the port when it has one (Ironic sets it on InfiniBand
           ports; it ends in the port GUID).
+        - C(ipv6_mode) says how the node gets its IPv6 address on this port, from the subnet's
+          C(ipv6_address_mode) - C(slaac), C(dhcpv6-stateless), C(dhcpv6-stateful), or C(static) when the
+          subnet hands out none itself - (V(null) without IPv6); C(ipv6_router_advertisements) whether
+          Neutron sends router advertisements (the subnet has an C(ipv6_ra_mode)); C(ipv6_cidrs) the
+          IPv6 subnets.
       type: list
       elements: dict
       sample: [{network: private, network_id: 9a1b..., port_id: 01f2..., mac_address: "fa:16:3e:aa:bb:cc",
                 fixed_ips: [10.0.0.5], status: ACTIVE, primary: true, mtu: 1500, physical_network: null, client_id: null,
+                ipv6_mode: null, ipv6_router_advertisements: false, ipv6_cidrs: [],
                 ip_addresses: [{address: 10.0.0.5, cidr: 10.0.0.0/24, prefix_length: 24,
                                 gateway: 10.0.0.1, dhcp: true, version: 4, subnet_id: 5c3d...}]}]
     addresses:

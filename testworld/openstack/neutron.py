@@ -148,7 +148,9 @@ class Neutron(Service):
             "project_id": project_id, "ip_version": cidr.version, "cidr": str(cidr), "gateway_ip": gateway,
             "allocation_pools": pools, "enable_dhcp": bool(sspec.get("enable_dhcp", True)),
             "dns_nameservers": list(sspec.get("dns_nameservers") or []), "host_routes": [],
-            "ipv6_ra_mode": None, "ipv6_address_mode": None, "subnetpool_id": None, "segment_id": None,
+            "ipv6_ra_mode": sspec.get("ipv6_ra_mode") if cidr.version == 6 else None,
+            "ipv6_address_mode": sspec.get("ipv6_address_mode") if cidr.version == 6 else None,
+            "subnetpool_id": None, "segment_id": None,
             "description": "", "service_types": [], "tags": [], "dns_publish_fixed_ip": False,
             "created_at": iso_z(now), "updated_at": iso_z(now), "revision_number": 0,
         }
