@@ -481,7 +481,7 @@ class CoeOpenStackModule(OpenStackModule):
         return high is None or high >= mg.version_tuple(version)
 
     def magnum_call(self, op, obj, fn, idempotent=True, min_version=None, retry=True,
-                    on_error=None, when_busy=None):
+                    on_error=None, when_busy=None, landed=None):
         """Run `fn(client)` against Magnum with retries, version fallback and clear errors.
 
         `op`/`obj` name what is being done ('resize', "cluster 'k8s'") for the
@@ -489,6 +489,9 @@ class CoeOpenStackModule(OpenStackModule):
         failing (e.g. None on 404 for a lookup), or RAISE. `when_busy()` is
         called when Magnum refuses because the cluster is mid-operation; it
         should wait for the cluster to settle, after which the call is retried.
+        `landed()`, for a call that creates something, returns what the call made
+        after all (or None) when an answer leaves that unknown (a 5xx): the call is
+        then retried only when nothing landed (see `retry_unsure_call`).
         """
         if min_version is not None:
             self.require_magnum_version(min_version, op, obj)
@@ -509,8 +512,10 @@ class CoeOpenStackModule(OpenStackModule):
             try:
                 if not retry:
                     return once()
-                return retry_call(once, idempotent=idempotent,
-                                  deadline=max(5.0, min(300.0, self.remaining())), on_retry=note_retry)
+                deadline = max(5.0, min(300.0, self.remaining()))
+                if landed is not None:
+                    return retry_unsure_call(once, landed, deadline=deadline, on_retry=note_retry)
+                return retry_call(once, idempotent=idempotent, deadline=deadline, on_retry=note_retry)
             except Exception as exc:
                 if (when_busy is not None and is_busy_refusal(exc) and busy_rounds < 20
                         and self.remaining() > 0):

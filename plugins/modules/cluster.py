@@ -618,7 +618,8 @@ class ClusterModule(CoeOpenStackModule):
             return self.result(True, before={}, after=after)
 
         created = self.magnum_call('create', "cluster '%s'" % name,
-                                   lambda c: c.clusters.create(**body), idempotent=False)
+                                   lambda c: c.clusters.create(**body), idempotent=False,
+                                   landed=lambda: mg.keeper_of(self.list_clusters(), name))
         uuid = mg.field(created, 'uuid')
         changed = True
 

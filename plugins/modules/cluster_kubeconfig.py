@@ -225,8 +225,9 @@ class ClusterKubeconfigModule(CoeOpenStackModule):
             return result
         if issue:
             key_pem, csr = certs.new_key_and_csr()
+            # Signing stores nothing in Magnum: a retry after a 5xx signs the same CSR again, harmlessly.
             signed = self.magnum_call('sign a client certificate for', "cluster '%s'" % name,
-                                      lambda c: c.certificates.create(cluster_uuid=uuid, csr=csr), idempotent=False)
+                                      lambda c: c.certificates.create(cluster_uuid=uuid, csr=csr), idempotent=True)
             cert_pem = mg.field(signed, 'pem')
             result['certificate_issued'] = True
 

@@ -450,7 +450,8 @@ class ClusterNodegroupModule(CoeOpenStackModule):
         created = self.magnum_call('create', "nodegroup '%s' in cluster '%s'" % (name, mg.field(self.cluster, 'name')),
                                    lambda c: c.nodegroups.create(self.cluster_uuid, **body),
                                    idempotent=False, min_version=mg.MV_NODEGROUPS, on_error=on_error,
-                                   when_busy=lambda: self.refresh_ready('create nodegroup %s' % name))
+                                   when_busy=lambda: self.refresh_ready('create nodegroup %s' % name),
+                                   landed=self.find_group)
         changed = True
         if created is None:
             # 409 after retries: another run created the group meanwhile, or the cluster stayed busy.

@@ -353,3 +353,43 @@ def test_resolve_refuses_duplicate_names():
     with pytest.raises(Failed) as err:
         m.resolve_flavor('gpu', 'flavor')
     assert 'ambiguous' in str(err.value) and 'use the ID' in str(err.value)
+
+
+def _http(status):
+    return sdk_exc.HttpException(message='HTTP %d' % status, http_status=status)
+
+
+def test_unsure_call_takes_what_landed_instead_of_repeating_it():
+    clock = Clock()
+    fn = flaky(_http(502), 'made twice')
+    looked = []
+    got = osu.retry_unsure_call(fn, lambda: looked.append(1) or 'it landed', sleep=clock.sleep, clock=clock)
+    assert got == 'it landed' and len(fn.calls) == 1 and looked == [1]
+
+
+def test_unsure_call_retries_when_nothing_landed_and_rereads_after_each_unsure_answer():
+    clock = Clock()
+    fn = flaky(_http(503), _http(504), 'ok')
+    looked = []
+    assert osu.retry_unsure_call(fn, lambda: looked.append(1), sleep=clock.sleep, clock=clock) == 'ok'
+    assert len(fn.calls) == 3 and len(looked) == 2
+
+
+def test_unsure_call_gives_up_on_repeated_500s_and_client_errors():
+    clock = Clock()
+    fn = flaky(_http(500), _http(500), _http(500), 'never')
+    with pytest.raises(sdk_exc.HttpException):
+        osu.retry_unsure_call(fn, lambda: None, sleep=clock.sleep, clock=clock, unsure_500s=2)
+    assert len(fn.calls) == 3
+    fn = flaky(magnum_exc.BadRequest('bad'), 'ok')
+    with pytest.raises(magnum_exc.BadRequest):
+        osu.retry_unsure_call(fn, lambda: 'x', sleep=clock.sleep, clock=clock)
+    assert len(fn.calls) == 1
+
+
+def test_unsure_call_retries_a_failing_check_like_a_read():
+    clock = Clock()
+    fn = flaky(_http(503), 'ok')
+    checks = flaky(_http(503), None)
+    assert osu.retry_unsure_call(fn, checks, sleep=clock.sleep, clock=clock) == 'ok'
+    assert len(checks.calls) == 2 and len(fn.calls) == 2
