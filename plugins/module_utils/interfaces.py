@@ -1008,28 +1008,36 @@ class Applier:
 
     def apply(self, plan):
         lock = self.locks(plan.server['id']) if self.locks is not None else None
-        if lock is not None and not lock.try_acquire():
-            # Another run on this machine is changing this server's interfaces (maybe the
-            # module process of an interrupted ansible-playbook): wait for it, then plan again.
-            holder = lock.holder()
-            if not self._poll(lock.try_acquire, self.clock() + self.timeout):
-                return {'name': plan.server['name'], 'attached': [], 'detached': [], 'created_ports': [],
-                        'failed': True, 'vanished': False, 'ports': list(plan.ports),
-                        'msg': '%s: another run of this module (%s) was still changing its interfaces after '
-                               '%ss; nothing was changed on it' % (plan.server['name'], holder, self.timeout)}
-            with self.lock:
-                self.lock_waits += 1
-            if self.replan is not None:
-                try:
-                    fresh = self.replan(plan.server)
-                except Exception as exc:  # noqa: BLE001 - reported as this server's failure
-                    lock.release()
+        if lock is not None:
+            if not lock.try_acquire():
+                # Another run on this machine is changing this server's interfaces (maybe the
+                # module process of an interrupted ansible-playbook): wait for it.
+                holder = lock.holder()
+                if not self._poll(lock.try_acquire, self.clock() + self.timeout):
                     return {'name': plan.server['name'], 'attached': [], 'detached': [], 'created_ports': [],
                             'failed': True, 'vanished': False, 'ports': list(plan.ports),
-                            'msg': '%s: reading its ports again failed: %s' % (plan.server['name'],
-                                                                               describe_error(exc))}
-                for key in ('ports', 'primary', 'keep', 'attach', 'detach'):
-                    setattr(plan, key, getattr(fresh, key))
+                            'msg': '%s: another run of this module (%s) was still changing its interfaces '
+                                   'after %ss; nothing was changed on it' % (plan.server['name'], holder,
+                                                                              self.timeout)}
+                with self.lock:
+                    self.lock_waits += 1
+        if lock is not None and self.replan is not None and plan.changes:
+            # The plan comes from a listing made before the lock: another run may have changed
+            # the server in between (and be done already). Plan it again from its ports now.
+            try:
+                fresh = self.replan(plan.server)
+            except Exception as exc:  # noqa: BLE001 - reported as this server's failure
+                lock.release()
+                return {'name': plan.server['name'], 'attached': [], 'detached': [], 'created_ports': [],
+                        'failed': True, 'vanished': False, 'ports': list(plan.ports),
+                        'msg': '%s: reading its ports again failed: %s' % (plan.server['name'],
+                                                                           describe_error(exc))}
+            # Free ports of an interrupted run, found in the first listing, are still to be reused.
+            reuse = dict((w.index, w.reuse_port) for w in plan.attach if w.reuse_port is not None)
+            for want in fresh.attach:
+                want.reuse_port = reuse.get(want.index)
+            for key in ('ports', 'primary', 'keep', 'attach', 'detach'):
+                setattr(plan, key, getattr(fresh, key))
         try:
             return self._apply(plan)
         finally:
