@@ -59,16 +59,24 @@ def api_get(adapter, url, params=None, headers=None, missing_ok=False, service=N
     """GET ``url`` (relative to the adapter's endpoint, or absolute) and return the JSON body.
 
     Returns None on 404 when ``missing_ok``; raises ApiError on any other error status.
+    A read is idempotent: transient errors (5xx, 429, a refused connection) are retried
+    through the shared retry layer, within a minute.
     """
-    response = adapter.get(url, params=params, headers=headers, raise_exc=False)
-    if response.status_code == 404 and missing_ok:
-        return None
-    if response.status_code >= 400:
-        raise ApiError(service or getattr(adapter, 'service_type', 'openstack'), 'GET', url,
-                       response.status_code, _error_message(response))
-    if response.status_code == 204 or not response.content:
-        return {}
-    return response.json()
+    # Imported here: the retry layer's module needs Ansible's OpenStack utilities, which
+    # the pure functions of this module do not.
+    from ansible_collections.hpcops.coe.plugins.module_utils.openstack import retry_call
+
+    def once():
+        response = adapter.get(url, params=params, headers=headers, raise_exc=False)
+        if response.status_code == 404 and missing_ok:
+            return None
+        if response.status_code >= 400:
+            raise ApiError(service or getattr(adapter, 'service_type', 'openstack'), 'GET', url,
+                           response.status_code, _error_message(response))
+        if response.status_code == 204 or not response.content:
+            return {}
+        return response.json()
+    return retry_call(once, idempotent=True, deadline=60.0)
 
 
 def _orchestration(conn):

@@ -22,6 +22,16 @@ from ansible_collections.hpcops.coe.plugins.module_utils import nodes
 from ansible_collections.hpcops.coe.plugins.module_utils.heat import ApiError
 
 
+@pytest.fixture(autouse=True)
+def _no_retry_waits(monkeypatch):
+    """Reads retry transient errors with real sleeps; the errors these tests inject need no waiting."""
+    import time as real_time
+    import types
+    from ansible_collections.hpcops.coe.plugins.module_utils import openstack as retry_layer
+    monkeypatch.setattr(retry_layer, 'time', types.SimpleNamespace(
+        sleep=lambda seconds: None, monotonic=real_time.monotonic, time=real_time.time))
+
+
 # ---------------------------------------------------------------------------
 # An in-memory cloud answering the few routes discovery uses, recording every call.
 # The module and inventory tests use it too.

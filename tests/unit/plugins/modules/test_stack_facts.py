@@ -16,6 +16,16 @@ from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_nodes i
 )
 
 
+@pytest.fixture(autouse=True)
+def _no_retry_waits(monkeypatch):
+    """Reads retry transient errors with real sleeps; the errors these tests inject need no waiting."""
+    import time as real_time
+    import types
+    from ansible_collections.hpcops.coe.plugins.module_utils import openstack as retry_layer
+    monkeypatch.setattr(retry_layer, 'time', types.SimpleNamespace(
+        sleep=lambda seconds: None, monotonic=real_time.monotonic, time=real_time.time))
+
+
 def ok(conn, **args):
     return module_ok(stack_facts.main, conn, **args)
 
