@@ -737,8 +737,17 @@ def describe_shortfall(plan, short, network_names):
 # Cloud access
 
 
+def _read(fn):
+    """A read, retried on transient errors (5xx, 429, refused connections) by the shared retry layer."""
+    return retry_call(fn, idempotent=True, deadline=60.0)
+
+
 class SdkCloud:
-    """The few openstacksdk calls the module makes. Thread-safe as the SDK is."""
+    """The few openstacksdk calls the module makes. Thread-safe as the SDK is.
+
+    Reads are retried on transient errors; writes are retried by their callers, which
+    know whether a repeat is safe.
+    """
 
     def __init__(self, conn):
         self.conn = conn
@@ -748,12 +757,12 @@ class SdkCloud:
             self.project_id = None
 
     def list_servers(self):
-        return [server_view(s) for s in self.conn.compute.servers(details=True)]
+        return _read(lambda: [server_view(s) for s in self.conn.compute.servers(details=True)])
 
     def get_server(self, server_id):
         """The server, or None once it is gone."""
         try:
-            server = self.conn.compute.get_server(server_id)
+            server = _read(lambda: self.conn.compute.get_server(server_id))
         except Exception as exc:
             if http_status(exc) == 404:
                 return None
@@ -769,7 +778,7 @@ class SdkCloud:
         Neutron shows an admin every project's networks; those of other projects
         would make names ambiguous and cannot be attached anyway.
         """
-        nets = [network_view(n) for n in self.conn.network.networks()]
+        nets = _read(lambda: [network_view(n) for n in self.conn.network.networks()])
         if not self.project_id:
             return nets
         return [n for n in nets if n['shared'] or n['external'] or n['project_id'] in (None, self.project_id)]
@@ -778,10 +787,10 @@ class SdkCloud:
         # An admin would otherwise get every project's ports.
         if self.project_id and 'id' not in filters:
             filters.setdefault('project_id', self.project_id)
-        return [port_view(p) for p in self.conn.network.ports(**filters)]
+        return _read(lambda: [port_view(p) for p in self.conn.network.ports(**filters)])
 
     def list_subnets(self, **filters):
-        return [subnet_view(s) for s in self.conn.network.subnets(**filters)]
+        return _read(lambda: [subnet_view(s) for s in self.conn.network.subnets(**filters)])
 
     def server_gone(self, server_id):
         """Whether Nova answers 404 for the server: the one answer proving it no longer exists.
@@ -789,7 +798,7 @@ class SdkCloud:
         A soft-deleted server can still be restored, with its ports, so it is not gone.
         """
         try:
-            self.conn.compute.get_server(server_id)
+            _read(lambda: self.conn.compute.get_server(server_id))
         except Exception as exc:
             if http_status(exc) == 404:
                 return True
@@ -807,7 +816,7 @@ class SdkCloud:
 
     def get_port(self, port_id):
         try:
-            return port_view(self.conn.network.get_port(port_id))
+            return port_view(_read(lambda: self.conn.network.get_port(port_id)))
         except Exception as exc:
             if http_status(exc) == 404:
                 return None

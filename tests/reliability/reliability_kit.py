@@ -73,6 +73,7 @@ class Figures(object):
         self.secrets = {}              # label -> {grepped, found, values, sources}
         self.check_mode = [0, 0]       # predictions compared, matched
         self.concurrency = []          # (what, ok)
+        self.chaos = []                # (step, {figure: value})
 
     def fault(self, name, module_runs, first_ok, rerun_ok, clean_failures):
         with self.lock:
@@ -103,7 +104,8 @@ class Figures(object):
         with self.lock:
             return {'fault_scenarios': self.fault_scenarios, 'leaks': self.leaks,
                     'bad_input': dict((g, list(tp)) for g, tp in self.bad_input.items()),
-                    'secrets': self.secrets, 'check_mode': self.check_mode, 'concurrency': self.concurrency}
+                    'secrets': self.secrets, 'check_mode': self.check_mode, 'concurrency': self.concurrency,
+                    'chaos': self.chaos}
 
     def merge(self, state):
         """Add another process's counts to these."""
@@ -114,6 +116,7 @@ class Figures(object):
         self.secrets.update(state['secrets'])
         self.predictions(*state['check_mode'])
         self.concurrency.extend(tuple(c) for c in state['concurrency'])
+        self.chaos.extend(tuple(c) for c in state.get('chaos', []))
 
     def lines(self):
         out = []
@@ -147,6 +150,8 @@ class Figures(object):
             out.append('concurrency checks: %d of %d held (%s)' % (
                 sum(1 for dummy, ok in self.concurrency if ok), len(self.concurrency),
                 ', '.join('%s %s' % (w, 'ok' if ok else 'FAILED') for w, ok in self.concurrency)))
+        for step, figures in self.chaos:
+            out.append('chaos: %-38s %s' % (step, ', '.join('%s %s' % kv for kv in sorted(figures.items()))))
         return out
 
 
