@@ -27,7 +27,7 @@ description:
     is unlocked. Nova makes an exception for admins, so for them the module attempts the change. A server locked while the
     module works on it is retried like a busy one.
   - With I(wait=true) the module waits until every new port is C(ACTIVE).
-  - Runs on one machine take turns per server: before changing a server the module takes a lock on it
+  - Runs on one machine take turns per server. Before changing a server the module takes a lock on it
     (a file lock in C($XDG_CACHE_HOME/hpcops.coe/locks), or C(HPCOPS_COE_LOCK_DIR)), which the system
     drops when the process ends however it ends. A run that finds the lock taken (for example by the
     module process of an interrupted C(ansible-playbook), which goes on attaching) waits for it, within
@@ -40,7 +40,7 @@ description:
     (one port update each). With I(state=present), a second attachment of a listed network that carries
     this mark (left by an interrupted or concurrent run) is detached as a duplicate. Attachments made by
     others are never detached by I(state=present).
-  - A 5xx answer (or a connection lost) on an attach may hide an attach that happened: the module reads
+  - A 5xx answer (or a connection lost) on an attach may hide an attach that happened, so the module reads
     the server's ports, takes an attachment that landed as made, and otherwise retries within I(timeout)
     (a plain 500 at most twice, since Nova also answers 500 when no physical NIC is free).
   - B(Bare metal.) Nova attaches a network to an Ironic node only when the node has a free physical
