@@ -1026,8 +1026,8 @@ class Applier:
                     return {'name': plan.server['name'], 'attached': [], 'detached': [], 'created_ports': [],
                             'failed': True, 'vanished': False, 'ports': list(plan.ports),
                             'msg': '%s: another run of this module (%s) was still changing its interfaces '
-                                   'after %ss; nothing was changed on it' % (plan.server['name'], holder,
-                                                                              self.timeout)}
+                                   'after %ss; nothing was changed on it'
+                                   % (plan.server['name'], holder, self.timeout)}
                 with self.lock:
                     self.lock_waits += 1
         if lock is not None and self.replan is not None and plan.changes:
@@ -1228,11 +1228,11 @@ class Applier:
                 port_id = created = port['id']
             outcome['created_ports'].append(created)
         try:
-            if port_id:
-                attach = lambda: self.cloud.attach(server['id'], port_id=port_id)  # noqa: E731
-            else:
-                attach = lambda: self.cloud.attach(server['id'], net_id=want.network_id,  # noqa: E731
-                                                   fixed_ip=want.fixed_ip)
+            def attach():
+                if port_id:
+                    return self.cloud.attach(server['id'], port_id=port_id)
+                return self.cloud.attach(server['id'], net_id=want.network_id, fixed_ip=want.fixed_ip)
+
             att = self._retry_attach(attach, lambda: self._landed(plan, want, port_id, outcome))
         except Exception as exc:
             if created:

@@ -290,8 +290,8 @@ def summarize_cluster(cluster, template=None, nodegroups=None):
 def describe_failed(kind, name, obj, nodes_in_error=()):
     """One sentence on a cluster or nodegroup in a *_FAILED status: Magnum's reason, faults, nodes in ERROR."""
     status = field(obj, 'status')
-    text = "%s '%s' (%s) is %s: %s." % (kind.capitalize(), name, object_id(obj), status,
-                                       (field(obj, 'status_reason') or 'Magnum gives no reason').rstrip('.'))
+    reason = (field(obj, 'status_reason') or 'Magnum gives no reason').rstrip('.')
+    text = "%s '%s' (%s) is %s: %s." % (kind.capitalize(), name, object_id(obj), status, reason)
     faults = field(obj, 'faults') or {}
     if isinstance(faults, dict) and faults:
         text += ' Faults: %s.' % '; '.join('%s: %s' % (k, str(v).rstrip('.')) for k, v in sorted(faults.items()))

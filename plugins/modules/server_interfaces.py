@@ -655,6 +655,7 @@ class ServerInterfacesModule(CoeOpenStackModule):
             self.current_op = 'run'
             for failure in failures:
                 self.warn(failure)
+
             def replan(server):
                 # Another run changed this server meanwhile: plan it again from its ports now.
                 fresh = ifc.plan_server(server, cloud.list_ports(device_id=server['id']), wants, p['state'],

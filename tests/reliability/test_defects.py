@@ -11,7 +11,6 @@
 * a scale-down through the role can name the nodes to remove.
 """
 
-import json
 import re
 import os
 import stat
@@ -277,8 +276,8 @@ def test_present_removes_duplicates_the_module_made_and_only_those(cloud, tmp_pa
     result = run.result('server_interfaces')
     assert [d['network'] for d in result['servers'][0]['detached']] == ['eth-10g'], result['servers'][0]
     cloud.wait_idle(20)
-    assert sorted(_ports_by_server(cloud, [login['id']])[login['id']]) == ['eth-10g', 'eth-25g', 'eth-25g',
-                                                                            'private']
+    final = sorted(_ports_by_server(cloud, [login['id']])[login['id']])
+    assert final == ['eth-10g', 'eth-25g', 'eth-25g', 'private'], final
     assert ten['id']
 
 

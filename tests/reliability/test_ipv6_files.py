@@ -74,8 +74,7 @@ def rendered(tmp_path_factory):
                 'nm_files': render % ('networkmanager.nmconnection.j2', '.nmconnection')}},
             {'name': 'files', 'ansible.builtin.copy': {
                 'dest': '%s/out/{{ item.name }}' % work, 'content': '{{ item.content }}', 'mode': '0600'},
-             'loop': '{{ networkd_files + nm_files }}'},
-        ]}]
+             'loop': '{{ networkd_files + nm_files }}'}]}]
     os.makedirs(os.path.join(work, 'out'))
     run = run_playbook(doc, work)
     assert run.rc == 0, run.explain()
