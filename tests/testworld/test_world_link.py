@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from os_simhelpers import cluster_state, wait_for
+from os_simhelpers import cluster_state, visible_cluster, wait_for
 
 from testworld.kubernetes import components
 from testworld.kubernetes.pytest_fixtures import kube_world_factory  # noqa: F401 pylint: disable=unused-import
@@ -70,7 +70,7 @@ def _wait_nodes_are_servers(cloud, core, cluster, what):
 
 def _wait_status(magnum, ident, status):
     def reached():
-        cluster = magnum.clusters.get(ident)
+        cluster = visible_cluster(magnum, ident)
         return cluster if cluster.status == status else None
     return wait_for(reached, timeout=15, what="cluster %s %s" % (ident, status))
 
