@@ -81,8 +81,8 @@ class Cluster:
         self.status_reason = None
         self.cas = {}
         self.nodegroups = []
-        # monotonic time before which the API answers 404 for this cluster (see visible())
-        self.hidden_until = 0.0
+        # monotonic time of the API create, None for scenario clusters (see Magnum.visible())
+        self.accepted_at = None
         self.__dict__.update(kw)
 
     @property
@@ -237,11 +237,12 @@ class Magnum(Service):
             raise ApiError(404, "Cluster %s could not be found." % ident)
         return found[0]
 
-    @staticmethod
-    def visible(c):
+    def visible(self, c):
         """Whether the API sees the cluster yet: real Magnum's API hands a create to
-        the conductor, which writes the database row a moment after the 202."""
-        return c.hidden_until <= time.monotonic()
+        the conductor, which writes the database row a moment after the 202. The
+        `cluster_visible` timing says how long that takes (read now, so a change of
+        the timing applies to clusters created before it)."""
+        return c.accepted_at is None or time.monotonic() - c.accepted_at >= self.world.timing("cluster_visible")
 
     def forget(self, cluster):
         self.clusters.pop(cluster.uuid, None)
@@ -650,7 +651,7 @@ class Magnum(Service):
                 raise ApiError(400, e.message)
             raise
         c = self._build_cluster(dict(body), t, project_id, req.token.user_id, req.version, req)
-        c.hidden_until = time.monotonic() + self.world.timing("cluster_visible")
+        c.accepted_at = time.monotonic()
         c.driver.create(c)
         return json_response({"uuid": c.uuid}, status=202)
 
