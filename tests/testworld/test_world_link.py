@@ -65,7 +65,7 @@ def _wait_nodes_are_servers(cloud, core, cluster, what):
         servers = _servers(cloud, cluster)
         active = {s["name"] for s in cloud.state()["servers"] if s["status"] == "ACTIVE"}
         return servers if set(servers) <= active and set(_nodes(core)) == set(servers) else None
-    return wait_for(settled, timeout=15, what=what)
+    return wait_for(settled, timeout=60, what=what)
 
 
 def _wait_status(magnum, ident, status):
