@@ -25,6 +25,7 @@ FAST_TIMINGS = {
     "detach": 0.1,
     "port_bind": 0.05,
     "cluster_create": 0.6,
+    "cluster_visible": 0.3,
     "cluster_update": 0.4,
     "cluster_delete": 0.3,
     "nodegroup_create": 0.4,

@@ -72,6 +72,8 @@ __all__ = ['CoeOpenStackModule', 'openstack_full_argument_spec', 'retry_call', '
            'HAS_MAGNUMCLIENT', 'HAS_HEATCLIENT']
 
 MAGNUM_SERVICE_TYPE = 'container-infra'
+# How long a cluster this run created may answer 404 before that means it is gone.
+NEW_CLUSTER_VISIBLE_WITHIN = 60.0
 HEAT_SERVICE_TYPE = 'orchestration'
 
 
@@ -345,6 +347,7 @@ class CoeOpenStackModule(OpenStackModule):
         self._server_max = None
         self._resolved = {}
         self._templates = {}
+        self._created_clusters = {}
         self.progress_logs = []
 
     # ---- time
@@ -720,10 +723,36 @@ class CoeOpenStackModule(OpenStackModule):
                                 min_version=mg.MV_NODEGROUPS,
                                 on_error=lambda e: None if missing_ok and http_status(e) == 404 else _RAISE)
 
+    def note_created_cluster(self, uuid):
+        """Record that this run has just created cluster `uuid` (see get_cluster)."""
+        self._created_clusters[uuid] = time.monotonic()
+
     def get_cluster(self, ident, missing_ok=True):
-        """The detailed cluster, or None once it is gone (404)."""
-        return self.magnum_call('read', "cluster '%s'" % ident, lambda c: c.clusters.get(ident),
-                                on_error=lambda e: None if missing_ok and http_status(e) == 404 else _RAISE)
+        """The detailed cluster, or None once it is gone (404).
+
+        Magnum answers a create with 202 before its conductor has stored the
+        cluster, so for a moment the new UUID gives 404. For a cluster this run
+        created (note_created_cluster) and has not yet seen, a 404 within
+        NEW_CLUSTER_VISIBLE_WITHIN seconds means "not visible yet": the read is
+        polled until the cluster shows up. Once seen, a 404 means gone again.
+        """
+        def read(missing):
+            return self.magnum_call('read', "cluster '%s'" % ident, lambda c: c.clusters.get(ident),
+                                    on_error=lambda e: None if missing and http_status(e) == 404 else _RAISE)
+
+        created = self._created_clusters.get(ident)
+        window = 0.0
+        if created is not None:
+            window = min(created + NEW_CLUSTER_VISIBLE_WITHIN - time.monotonic(), self.remaining())
+        if window <= 0:
+            return read(missing_ok)
+        try:
+            cluster = wait_for(lambda: read(True), lambda c: c is not None, timeout=window, interval=0.5,
+                               max_interval=5.0, what="new cluster '%s' to become visible" % ident).value
+        except WaitTimeout:
+            return read(missing_ok)
+        self._created_clusters.pop(ident, None)
+        return cluster
 
     def get_template(self, ident, missing_ok=True):
         return self.magnum_call('read', "cluster template '%s'" % ident,

@@ -622,6 +622,10 @@ class ClusterModule(CoeOpenStackModule):
                                    landed=lambda: mg.keeper_of(self.list_clusters(), name))
         uuid = mg.field(created, 'uuid')
         changed = True
+        # Magnum may answer 404 for a moment after the 202: wait until it shows the
+        # cluster, so that the listing below includes it.
+        self.note_created_cluster(uuid)
+        cluster = self.get_cluster(uuid)
 
         # Two runs may have listed "no such cluster" at the same time: keep the
         # oldest same-named cluster and remove this run's duplicate.
@@ -634,8 +638,8 @@ class ClusterModule(CoeOpenStackModule):
                              on_error=lambda e: None if http_status(e) == 404 else RAISE)
             uuid = mg.object_id(keeper)
             changed = False
+            cluster = self.get_cluster(uuid)
 
-        cluster = self.get_cluster(uuid)
         if p['wait']:
             cluster = self.wait_create(uuid, template, ours=changed)
         return self.result(changed, cluster, template, before={}, after=after)

@@ -52,3 +52,16 @@ def server_by_name(cloud, name):
 
 def cluster_state(cloud, name):
     return next(c for c in cloud.state()["clusters"] if c["name"] == name)
+
+
+def visible_cluster(magnum, ident, timeout=10.0):
+    """The cluster once Magnum shows it: right after a create's 202 it answers 404
+    for a moment (its conductor stores the cluster asynchronously)."""
+    from magnumclient import exceptions as magnum_exc
+
+    def shown():
+        try:
+            return magnum.clusters.get(ident)
+        except magnum_exc.NotFound:
+            return None
+    return wait_for(shown, timeout=timeout, what="cluster %s visible" % ident)

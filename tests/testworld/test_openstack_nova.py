@@ -204,7 +204,10 @@ def test_attach_error_paths(os_api, sim_cloud):
     assert r.status_code == 400 and r.json()["badRequest"]["message"] == "Must not input both network_id and port_id"
     r = os_api.post(url, json={"interfaceAttachment": {"net_id": "0" * 32}})
     assert r.status_code == 404 and "itemNotFound" in r.json()
+    # Nova's request schema: a malformed id is a 400 before any lookup; a well-formed unknown one is a 404
     r = os_api.post(url, json={"interfaceAttachment": {"port_id": "nope"}})
+    assert r.status_code == 400 and "'nope' is not a 'uuid'" in r.json()["badRequest"]["message"]
+    r = os_api.post(url, json={"interfaceAttachment": {"port_id": "1" * 32}})
     assert r.status_code == 404
     assert os_api.post(url, json={"interfaceAttachment": {"port_id": port["id"]}}).status_code == 200
     r = os_api.post("/compute/v2.1/servers/%s/os-interface" % _sid(os_api, "hpc-heat-scratch-node-0"),

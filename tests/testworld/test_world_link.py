@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from os_simhelpers import cluster_state, wait_for
+from os_simhelpers import cluster_state, visible_cluster, wait_for
 
 from testworld.kubernetes import components
 from testworld.kubernetes.pytest_fixtures import kube_world_factory  # noqa: F401 pylint: disable=unused-import
@@ -65,12 +65,12 @@ def _wait_nodes_are_servers(cloud, core, cluster, what):
         servers = _servers(cloud, cluster)
         active = {s["name"] for s in cloud.state()["servers"] if s["status"] == "ACTIVE"}
         return servers if set(servers) <= active and set(_nodes(core)) == set(servers) else None
-    return wait_for(settled, timeout=15, what=what)
+    return wait_for(settled, timeout=60, what=what)
 
 
 def _wait_status(magnum, ident, status):
     def reached():
-        cluster = magnum.clusters.get(ident)
+        cluster = visible_cluster(magnum, ident)
         return cluster if cluster.status == status else None
     return wait_for(reached, timeout=15, what="cluster %s %s" % (ident, status))
 

@@ -204,19 +204,25 @@ class Heat(Service):
         p.update(s.parameters)
         return p
 
-    def _stack_view(self, req, s):
-        return {
+    def _stack_view(self, req, s, include_project=False):
+        # Heat names the owning project only in an admin's global_tenant listing.
+        view = {
             "id": s.id, "stack_name": s.name, "stack_status": s.status, "stack_status_reason": s.reason,
             "creation_time": iso_z(s.created), "updated_time": iso_z(s.updated), "deletion_time": None,
             "description": s.description, "links": [{"href": self._stack_url(req, s), "rel": "self"}],
             "parent": s.parent, "stack_owner": None, "stack_user_project_id": s.project_id, "tags": s.tags,
-            "project": s.project_id,
         }
+        if include_project:
+            view["project"] = s.project_id
+        return view
 
     def list_stacks(self, req):
         self._check_tenant(req)
         show_nested = req.q("show_nested", "false").lower() in ("true", "1", "yes")
-        items = [s for s in self.stacks.values() if s.project_id == req.token.project_id and
+        every_project = self._bool_param(req, "global_tenant", False)
+        if every_project and not req.token.is_admin:
+            raise ApiError(403, "You are not authorized to complete this operation.", kind="Forbidden")
+        items = [s for s in self.stacks.values() if (every_project or s.project_id == req.token.project_id) and
                  (show_nested or s.parent is None)]
         for key, attr in (("name", "name"), ("status", "status"), ("id", "id")):
             wanted = req.qlist(key)
@@ -240,7 +246,7 @@ class Heat(Service):
         limit = req.q("limit")
         if limit:
             items = items[:int(limit)]
-        return json_response({"stacks": [self._stack_view(req, s) for s in items]})
+        return json_response({"stacks": [self._stack_view(req, s, every_project) for s in items]})
 
     def delete_stack(self, req):
         s = self._get(req, req.params["stack"], req.params["stack_id"])

@@ -128,6 +128,8 @@ class Service:
 
     name = "service"
     prefix = "/service"
+    # a path suffix the service ignores (Neutron's legacy ".json")
+    format_suffix = None
 
     def __init__(self, world):
         self.world = world
@@ -186,6 +188,11 @@ class App:
             world.stats.count(None, "%s %s" % (method, path if path.count("/") <= 1 else "/" + seg + "/<unknown>"))
             return Response(404, {"error": {"code": 404, "title": "Not Found",
                                             "message": "No service is served under %s." % path}})
+        suffix = getattr(service, "format_suffix", None)
+        if suffix and path.endswith(suffix):
+            # Neutron still accepts its legacy format extension (python-neutronclient, and so
+            # Nova, append ".json" to every path)
+            path = path[:-len(suffix)]
         req = Request(method, path, raw_query, headers, body, host_url)
         req.service = service
         route, params, allowed = self.router.match(service, method, path)

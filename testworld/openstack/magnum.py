@@ -6,6 +6,7 @@ coe_drivers.py; this module is the API surface and the object model.
 """
 
 import re
+import time
 import urllib.parse
 
 from .coe_drivers import ALLOWED_UPDATE_STATUS, DRIVERS
@@ -13,7 +14,10 @@ from .httpserver import Service
 from .util import ApiError, empty, is_uuid_like, iso_offset, json_response
 
 MIN_VERSION = (1, 1)
-MAX_VERSIONS = {"22": (1, 12), "master": (1, 14)}
+MAX_VERSIONS = {"22": (1, 12), "23": (1, 14), "master": (1, 14)}
+# Releases without the Heat driver, with the template's `driver` field and the
+# image's `magnum_driver` property.
+DRIVER_FIELD_RELEASES = ("23", "master")
 SERVICE_NAMES = ("container-infra", "container-infrastructure-management", "container-infrastructure")
 HEADER_SERVICE = "container-infrastructure-management"
 
@@ -77,6 +81,8 @@ class Cluster:
         self.status_reason = None
         self.cas = {}
         self.nodegroups = []
+        # monotonic time of the API create, None for scenario clusters (see Magnum.visible())
+        self.accepted_at = None
         self.__dict__.update(kw)
 
     @property
@@ -135,7 +141,8 @@ class Magnum(Service):
         cfg = scn.get("magnum") or {}
         quotas = scn.get("quotas") or {}
         self.max_clusters = int(quotas.get("clusters", cfg.get("max_clusters_per_project", 20)))
-        self.require_keypair = bool(cfg.get("require_keypair", True))
+        # Real Magnum accepts clusters without a keypair; a scenario may still insist.
+        self.require_keypair = bool(cfg.get("require_keypair", False))
         self.capi_resize_replaces = bool(cfg.get("capi_resize_replaces", True))
         self.default_driver = scn.get("default_driver", "heat")
         self.templates = {}
@@ -219,15 +226,23 @@ class Magnum(Service):
     def find_cluster(self, ident, project_id, admin=False):
         if is_uuid_like(ident):
             c = self.clusters.get(ident)
-            if c is None or not (admin or c.project_id == project_id):
+            if c is None or not self.visible(c) or not (admin or c.project_id == project_id):
                 raise ApiError(404, "Cluster %s could not be found." % ident)
             return c
-        found = [c for c in self.clusters.values() if c.name == ident and (admin or c.project_id == project_id)]
+        found = [c for c in self.clusters.values()
+                 if c.name == ident and self.visible(c) and (admin or c.project_id == project_id)]
         if len(found) > 1:
             raise ApiError(409, "Multiple clusters exist with same name. Please use the cluster uuid instead.")
         if not found:
             raise ApiError(404, "Cluster %s could not be found." % ident)
         return found[0]
+
+    def visible(self, c):
+        """Whether the API sees the cluster yet: real Magnum's API hands a create to
+        the conductor, which writes the database row a moment after the 202. The
+        `cluster_visible` timing says how long that takes (read now, so a change of
+        the timing applies to clusters created before it)."""
+        return c.accepted_at is None or time.monotonic() - c.accepted_at >= self.world.timing("cluster_visible")
 
     def forget(self, cluster):
         self.clusters.pop(cluster.uuid, None)
@@ -254,7 +269,6 @@ class Magnum(Service):
         return "%d.%d" % v
 
     def before(self, req):
-        req.ctx["service_name"] = "container-infra"
         if not req.route.auth:
             return
         hdr = req.header("OpenStack-API-Version")
@@ -264,7 +278,6 @@ class Magnum(Service):
                 bits = part.split()
                 if len(bits) == 2 and bits[0].lower() in SERVICE_NAMES:
                     requested = bits[1]
-                    req.ctx["service_name"] = bits[0]
                 elif len(bits) != 2:
                     raise ApiError(406, "Invalid service type for OpenStack-API-Version header", title="Not Acceptable")
             if requested is None:
@@ -297,8 +310,8 @@ class Magnum(Service):
         resp.headers["OpenStack-API-Minimum-Version"] = "%s %s" % (HEADER_SERVICE, self._vstr(MIN_VERSION))
         resp.headers["OpenStack-API-Maximum-Version"] = "%s %s" % (HEADER_SERVICE, self._vstr(self.max_version))
         if req.version is not None:
-            resp.headers["OpenStack-API-Version"] = "%s %s" % (req.ctx.get("service_name", "container-infra"),
-                                                               self._vstr(req.version))
+            # Magnum names itself, whichever of its aliases the request used.
+            resp.headers["OpenStack-API-Version"] = "%s %s" % (HEADER_SERVICE, self._vstr(req.version))
         resp.headers["Vary"] = "OpenStack-API-Version"
 
     def need(self, req, version, api):
@@ -369,12 +382,12 @@ class Magnum(Service):
         return json_response(body)
 
     # -- cluster templates ------------------------------------------------------------------------------
-    def _template_view(self, req, t, expand=True):
+    def _template_view(self, req, t):
+        # One view for show and both lists: Magnum's template collection converts
+        # every row in full (unlike clusters and nodegroups, it has no summary).
         d = {"uuid": t.uuid, "name": t.name, "tags": t.tags, "links": self._link(req, "clustertemplates", t.uuid)}
-        if not expand:
-            return d
         for k in TEMPLATE_FIELDS:
-            if k == "driver" and self.release != "master":
+            if k == "driver" and self.release not in DRIVER_FIELD_RELEASES:
                 continue
             d[k] = getattr(t, k)
         d.update({"cluster_distro": t.cluster_distro, "project_id": t.project_id, "user_id": t.user_id,
@@ -419,7 +432,7 @@ class Magnum(Service):
 
     def list_templates(self, req):
         return self._paged(req, self._visible_templates(req), "clustertemplates", "clustertemplates",
-                           lambda t: self._template_view(req, t, expand=False))
+                           lambda t: self._template_view(req, t))
 
     def list_templates_detail(self, req):
         return self._paged(req, self._visible_templates(req), "clustertemplates", "clustertemplates/detail",
@@ -459,13 +472,13 @@ class Magnum(Service):
         unknown = [k for k in body if k not in TEMPLATE_FIELDS]
         if unknown:
             raise ApiError(400, "Unknown attribute for argument cluster_template: %s" % ", ".join(sorted(unknown)))
-        if "driver" in body and self.release != "master":
+        if "driver" in body and self.release not in DRIVER_FIELD_RELEASES:
             raise ApiError(400, "Unknown attribute for argument cluster_template: driver")
         if (body.get("public") or body.get("hidden")) and not admin:
             raise ApiError(403, "Not authorized to set public flag for cluster template.")
         image = self._validate_template_resources(body)
         # Magnum master takes the driver from the image's magnum_driver property
-        driver_name = image.get("magnum_driver") if self.release == "master" else None
+        driver_name = image.get("magnum_driver") if self.release in DRIVER_FIELD_RELEASES else None
         name = body.get("name") or "%s-%d-template" % (_GREEK[int(self.world.ids.random() * len(_GREEK))],
                                                        int(self.world.ids.random() * 100))
         now = self.world.now()
@@ -491,7 +504,7 @@ class Magnum(Service):
         if t.coe != "kubernetes" or t.server_type != "vm":
             raise ApiError(400, "Cluster type (%s, %s, %s) not supported." % (t.server_type, t.cluster_distro, t.coe))
         driver = self.driver_for_template(t)
-        if driver.name == "heat" and self.release == "master" and check_release:
+        if driver.name == "heat" and self.release in DRIVER_FIELD_RELEASES and check_release:
             # the Heat driver is gone from Magnum master
             raise ApiError(400, "Cluster type (%s, %s, %s) not supported." % (t.server_type, t.cluster_distro, t.coe))
         self.templates[t.uuid] = t
@@ -572,7 +585,8 @@ class Magnum(Service):
 
     def _visible_clusters(self, req):
         admin = req.token.is_admin
-        return [c for c in self.clusters.values() if admin or c.project_id == req.token.project_id]
+        return [c for c in self.clusters.values()
+                if self.visible(c) and (admin or c.project_id == req.token.project_id)]
 
     def list_clusters(self, req):
         return self._paged(req, self._visible_clusters(req), "clusters", "clusters",
@@ -637,6 +651,7 @@ class Magnum(Service):
                 raise ApiError(400, e.message)
             raise
         c = self._build_cluster(dict(body), t, project_id, req.token.user_id, req.version, req)
+        c.accepted_at = time.monotonic()
         c.driver.create(c)
         return json_response({"uuid": c.uuid}, status=202)
 

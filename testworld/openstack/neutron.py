@@ -3,6 +3,7 @@ groups, with Neutron's filters, paging, field selection, admin-only attributes
 and error shape."""
 
 import ipaddress
+import re
 import urllib.parse
 
 from .httpserver import Service
@@ -12,6 +13,29 @@ ADMIN_ONLY_NETWORK = ("provider:network_type", "provider:physical_network", "pro
 ADMIN_ONLY_PORT = ("binding:host_id", "binding:profile", "binding:vif_type", "binding:vif_details")
 VNIC_TYPES = ("normal", "direct", "direct-physical", "macvtap", "baremetal", "virtio-forwarder",
               "smart-nic", "remote-managed", "vdpa", "accelerator-direct", "accelerator-direct-physical")
+
+# Attributes a POST/PUT body may carry (Neutron answers 400 "Unrecognized
+# attribute(s)" for any other); read-only ones such as id or status are refused too.
+NETWORK_ATTRS = {"name", "description", "admin_state_up", "shared", "mtu", "port_security_enabled", "tenant_id",
+                 "project_id", "router:external", "is_default", "availability_zone_hints", "dns_domain",
+                 "qos_policy_id", "tags", "segments", "provider:network_type", "provider:physical_network",
+                 "provider:segmentation_id"}
+SUBNET_ATTRS = {"name", "description", "network_id", "cidr", "ip_version", "gateway_ip", "allocation_pools",
+                "enable_dhcp", "dns_nameservers", "host_routes", "ipv6_ra_mode", "ipv6_address_mode",
+                "subnetpool_id", "prefixlen", "segment_id", "service_types", "tenant_id", "project_id",
+                "use_default_subnetpool", "dns_publish_fixed_ip", "tags"}
+PORT_ATTRS = {"name", "description", "network_id", "admin_state_up", "mac_address", "fixed_ips", "device_id",
+              "device_owner", "tenant_id", "project_id", "security_groups", "port_security_enabled",
+              "allowed_address_pairs", "extra_dhcp_opts", "binding:vnic_type", "binding:host_id",
+              "binding:profile", "dns_name", "dns_domain", "qos_policy_id", "propagate_uplink_status", "tags",
+              "numa_affinity_policy", "hints"}
+# network_id and tenant_id are set once, at create
+PORT_UPDATE_ATTRS = PORT_ATTRS - {"network_id", "tenant_id", "project_id"}
+NETWORK_UPDATE_ATTRS = NETWORK_ATTRS - {"tenant_id", "project_id"}
+MAC_RE = re.compile(r"^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$")
+DEFAULT_QUOTA = {"network": 100, "subnet": 100, "port": 500, "router": 10, "floatingip": 50,
+                 "security_group": 10, "security_group_rule": 100, "subnetpool": -1, "rbac_policy": 10,
+                 "trunk": -1}
 
 _NEUTRON_TYPES = {400: "HTTPBadRequest", 401: "HTTPUnauthorized", 403: "HTTPForbidden", 404: "HTTPNotFound",
                   405: "HTTPMethodNotAllowed", 409: "HTTPConflict", 500: "HTTPInternalServerError",
@@ -70,6 +94,7 @@ class Port:
 class Neutron(Service):
     name = "network"
     prefix = "/network"
+    format_suffix = ".json"
 
     def __init__(self, world):
         super().__init__(world)
@@ -157,6 +182,69 @@ class Neutron(Service):
         self.subnets[sid] = Subnet(d)
         net["subnets"].append(sid)
         return d
+
+    # -- request validation (Neutron's API layer, before any change) -------------------
+    @staticmethod
+    def check_attrs(body, allowed, resource):
+        if not isinstance(body, dict):
+            raise ApiError(400, "Resource body required", kind="HTTPBadRequest")
+        unknown = sorted(k for k in body if k not in allowed)
+        if unknown:
+            raise ApiError(400, "Unrecognized attribute(s) '%s'" % ", ".join(unknown), kind="HTTPBadRequest")
+
+    @staticmethod
+    def check_mac(mac):
+        if mac is not None and (not isinstance(mac, str) or not MAC_RE.match(mac)):
+            raise ApiError(400, "Invalid input for mac_address. Reason: '%s' is not a valid MAC address." % mac,
+                           kind="InvalidInput")
+        if mac is not None:
+            first = int(mac[:2], 16)
+            if mac.replace("-", ":").lower() in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff") or first & 1:
+                raise ApiError(400, "Invalid input for mac_address. Reason: '%s' is not a valid unicast MAC "
+                                    "address." % mac, kind="InvalidInput")
+
+    def check_fixed_ips(self, network, fixed_ips):
+        """Neutron's checks of a port's fixed_ips against the network's subnets."""
+        if fixed_ips is None:
+            return
+        if not isinstance(fixed_ips, list):
+            raise ApiError(400, "Invalid input for fixed_ips. Reason: Invalid data format for fixed IP: '%s'."
+                           % (fixed_ips,), kind="InvalidInput")
+        for fip in fixed_ips:
+            if not isinstance(fip, dict) or set(fip) - {"ip_address", "subnet_id"}:
+                raise ApiError(400, "Invalid input for fixed_ips. Reason: Invalid data format for fixed IP: "
+                                    "'%s'." % (fip,), kind="InvalidInput")
+            ip = fip.get("ip_address")
+            if ip is not None:
+                try:
+                    addr = ipaddress.ip_address(ip)
+                except ValueError:
+                    raise ApiError(400, "Invalid input for ip_address. Reason: '%s' is not a valid IP address."
+                                   % ip, kind="InvalidInput")
+            sid = fip.get("subnet_id")
+            if sid is not None:
+                sub = self.subnets.get(sid)
+                if sub is None:
+                    raise ApiError(404, "Subnet %s could not be found." % sid, kind="SubnetNotFound")
+                if sub.d["network_id"] != network["id"]:
+                    raise ApiError(400, "Failed to create port on network %s, because fixed_ips included invalid "
+                                        "subnet %s." % (network["id"], sid), kind="InvalidInput")
+                if ip is not None and not self._valid_in(sub, addr):
+                    raise ApiError(400, "IP address %s is not a valid IP for the specified subnet." % ip,
+                                   kind="InvalidIpForSubnet")
+            elif ip is not None:
+                if not any(self._valid_in(self.subnets[s], addr) for s in network["subnets"]):
+                    raise ApiError(400, "IP address %s is not a valid IP for any of the subnets on the specified "
+                                        "network." % ip, kind="InvalidIpForNetwork")
+
+    @staticmethod
+    def _valid_in(sub, addr):
+        net = sub.net
+        if addr.version != net.version or addr not in net:
+            return False
+        # the network and (IPv4) broadcast addresses are never a port's
+        return addr != net.network_address and not (net.version == 4 and net.prefixlen < 31
+                                                    and addr == net.broadcast_address)
 
     # -- lookups used by other services --------------------------------------------
     def network_physnet(self, net):
@@ -405,6 +493,9 @@ class Neutron(Service):
         r.add(self, "GET", "/network/v2.0/security-groups/{id}", self.show_sg)
         r.add(self, "GET", "/network/v2.0/routers", self.list_routers)
         r.add(self, "GET", "/network/v2.0/availability_zones", self.list_azs)
+        # Nova asks these before booting with a network (port quota and usage)
+        r.add(self, "GET", "/network/v2.0/quotas/{project_id}", self.show_quota)
+        r.add(self, "GET", "/network/v2.0/quotas/{project_id}/details", self.show_quota_details)
 
     def versions(self, req):
         return json_response({"versions": [{"status": "CURRENT", "id": "v2.0", "links": [
@@ -427,6 +518,7 @@ class Neutron(Service):
             ("router", "Neutron L3 Router"), ("standard-attr-tag", "Tag support for resources with standard attribute"),
             ("standard-attr-revisions", "Resource revision numbers"), ("standard-attr-timestamp", "Resource timestamps"),
             ("net-mtu", "Network MTU"), ("security-group", "security-group"), ("quotas", "Quota management support"),
+            ("quota_details", "Quota details management support"),
             ("filter-validation", "Filter parameters validation"), ("fip-port-details", "Floating IP Port Details"),
             ("availability_zone", "Availability Zone"), ("dns-integration", "DNS Integration"),
         ]
@@ -557,7 +649,8 @@ class Neutron(Service):
         return json_response({"network": d})
 
     def post_network(self, req):
-        body = (req.json().get("network") or {})
+        body = req.json().get("network")
+        self.check_attrs(body, NETWORK_ATTRS, "network")
         if any(k.startswith("provider:") for k in body) and not req.token.is_admin:
             raise ApiError(403, "(rule:create_network and (rule:create_network:provider:network_type and "
                                 "rule:create_network:provider:physical_network)) is disallowed by policy",
@@ -578,7 +671,8 @@ class Neutron(Service):
 
     def put_network(self, req):
         n = self._get_network(req, req.params["id"])
-        body = req.json().get("network") or {}
+        body = req.json().get("network")
+        self.check_attrs(body, NETWORK_UPDATE_ATTRS, "network")
         for k in ("name", "description", "mtu", "admin_state_up", "port_security_enabled", "shared"):
             if k in body:
                 n[k] = body[k]
@@ -614,10 +708,26 @@ class Neutron(Service):
         return json_response({"subnet": dict(s.d)})
 
     def post_subnet(self, req):
-        body = req.json().get("subnet") or {}
+        body = req.json().get("subnet")
+        self.check_attrs(body, SUBNET_ATTRS, "subnet")
+        if not body.get("network_id"):
+            raise ApiError(400, "Failed to parse request. Required attribute 'network_id' not specified",
+                           kind="HTTPBadRequest")
         net = self._get_network(req, body.get("network_id"))
         if not body.get("cidr"):
             raise ApiError(400, "Bad subnets request: a cidr must be specified.", kind="BadRequest")
+        try:
+            cidr = ipaddress.ip_network(body["cidr"], strict=False)
+        except (TypeError, ValueError):
+            raise ApiError(400, "Invalid input for cidr. Reason: '%s' is not a valid IP subnet." % body["cidr"],
+                           kind="InvalidInput")
+        if "ip_version" in body and body["ip_version"] != cidr.version:
+            raise ApiError(400, "Invalid input for operation: Cidr %s does not match ip_version %s."
+                           % (body["cidr"], body["ip_version"]), kind="InvalidInput")
+        for sid in net["subnets"]:
+            if self.subnets[sid].net.overlaps(cidr):
+                raise ApiError(400, "Invalid input for operation: Requested subnet with cidr: %s for network: %s "
+                                    "overlaps with another subnet." % (cidr, net["id"]), kind="InvalidInput")
         d = self._add_subnet(net, body, req.token.project_id, self.world.now())
         return json_response({"subnet": dict(d)}, status=201)
 
@@ -667,8 +777,7 @@ class Neutron(Service):
 
     def post_port(self, req):
         body = req.json().get("port")
-        if not isinstance(body, dict):
-            raise ApiError(400, "Resource body required", kind="HTTPBadRequest")
+        self.check_attrs(body, PORT_ATTRS, "port")
         if not body.get("network_id"):
             raise ApiError(400, "Failed to parse request. Required attribute 'network_id' not specified",
                            kind="HTTPBadRequest")
@@ -677,6 +786,8 @@ class Neutron(Service):
         if vnic not in VNIC_TYPES:
             raise ApiError(400, "Invalid input for binding:vnic_type. Reason: '%s' is not in %s."
                            % (vnic, list(VNIC_TYPES)), kind="InvalidInput")
+        self.check_mac(body.get("mac_address"))
+        self.check_fixed_ips(net, body.get("fixed_ips"))
         admin_attrs = [k for k in ("binding:host_id", "binding:profile") if k in body]
         if admin_attrs and not req.token.is_admin:
             raise ApiError(403, "(rule:create_port and rule:create_port:%s) is disallowed by policy" % admin_attrs[0],
@@ -694,7 +805,12 @@ class Neutron(Service):
 
     def put_port(self, req):
         p = self._get_port(req, req.params["id"])
-        body = req.json().get("port") or {}
+        body = req.json().get("port")
+        self.check_attrs(body, PORT_UPDATE_ATTRS, "port")
+        self.check_mac(body.get("mac_address"))
+        if "binding:vnic_type" in body and body["binding:vnic_type"] not in VNIC_TYPES:
+            raise ApiError(400, "Invalid input for binding:vnic_type. Reason: '%s' is not in %s."
+                           % (body["binding:vnic_type"], list(VNIC_TYPES)), kind="InvalidInput")
         if any(k in body for k in ("binding:host_id", "binding:profile")) and not req.token.is_admin:
             raise ApiError(403, "(rule:update_port and rule:update_port:binding:host_id) is disallowed by policy",
                            kind="PolicyNotAuthorized")
@@ -785,6 +901,39 @@ class Neutron(Service):
 
     def list_routers(self, req):
         return self._list(req, [], "routers", {"id", "name", "project_id", "status"})
+
+    # quotas ------------------------------------------------------------------------------------
+    def _quota_project(self, req):
+        pid = req.params["project_id"]
+        if not req.token.is_admin and pid != req.token.project_id:
+            raise ApiError(403, "Non-admin is not authorized to access quotas for another tenant",
+                           kind="HTTPForbidden")
+        return pid
+
+    def _quota_used(self, pid):
+        return {
+            "network": sum(1 for n in self.networks.values() if n["project_id"] == pid),
+            "subnet": sum(1 for s in self.subnets.values() if s.d["project_id"] == pid),
+            "port": sum(1 for p in self.ports.values() if p.project_id == pid),
+            "router": 0, "floatingip": sum(1 for f in self.floatingips.values() if f["project_id"] == pid),
+            "security_group": sum(1 for g in self.security_groups.values() if g["project_id"] == pid),
+            "security_group_rule": 0, "subnetpool": 0, "rbac_policy": 0, "trunk": 0,
+        }
+
+    def _quota_limits(self):
+        limits = dict(DEFAULT_QUOTA)
+        limits.update((self.world.scenario.get("neutron") or {}).get("quotas") or {})
+        return limits
+
+    def show_quota(self, req):
+        self._quota_project(req)
+        return json_response({"quota": self._quota_limits()})
+
+    def show_quota_details(self, req):
+        pid = self._quota_project(req)
+        used = self._quota_used(pid)
+        return json_response({"quota": {k: {"limit": v, "used": used.get(k, 0), "reserved": 0}
+                                        for k, v in self._quota_limits().items()}})
 
     def list_azs(self, req):
         return json_response({"availability_zones": [{"name": "nova", "resource": "network", "state": "available"},

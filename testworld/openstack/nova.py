@@ -5,6 +5,7 @@ interface attaches need a free physical NIC on the network's physical network.
 """
 
 import base64
+import ipaddress
 import hashlib
 import os
 import re
@@ -14,7 +15,7 @@ import time
 import urllib.parse
 
 from .httpserver import Service
-from .util import ApiError, empty, iso_z, json_response, parse_iso, utc
+from .util import ApiError, empty, is_uuid_like, iso_z, json_response, parse_iso, utc
 
 MIN_VERSION = (2, 1)
 DEFAULT_MAX_VERSION = "2.96"
@@ -838,6 +839,7 @@ class Nova(Service):
         v = req.version
         if not isinstance(body, dict):
             raise ApiError(400, "Invalid input for field/attribute server. Value: None. None is not of type 'object'")
+        self._check_create_schema(body)
         for field in ("name", "flavorRef"):
             if not body.get(field):
                 raise ApiError(400, "Invalid input for field/attribute server. Value: %s. '%s' is a required property"
@@ -910,6 +912,44 @@ class Nova(Service):
             return json_response({"reservation_id": rid}, status=202)
         return json_response({"server": out}, status=202,
                              headers={"Location": "%s/compute/v2.1/servers/%s" % (req.host_url, first.id)})
+
+    # Nova validates bodies against JSON schemas before it looks anything up: a
+    # malformed identifier is a 400 naming the field, never a 404 from a lookup.
+    @staticmethod
+    def _schema_error(path, value, message):
+        return ApiError(400, "Invalid input for field/attribute %s. Value: %s. %s" % (path, value, message))
+
+    def _check_uuid(self, path, value):
+        if not is_uuid_like(value):
+            raise self._schema_error(path, value, "'%s' is not a 'uuid'" % (value,))
+
+    def _check_ip(self, path, value):
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise self._schema_error(path, value, "'%s' is not a 'ipv4'" % (value,))
+
+    def _check_create_schema(self, body):
+        image_ref = body.get("imageRef")
+        if image_ref not in (None, ""):
+            self._check_uuid("imageRef", image_ref)
+        nets = body.get("networks")
+        if isinstance(nets, list):
+            for i, n in enumerate(nets):
+                if not isinstance(n, dict):
+                    raise self._schema_error("networks/%d" % i, n, "%r is not of type 'object'" % (n,))
+                extra = sorted(set(n) - {"uuid", "port", "fixed_ip", "tag"})
+                if extra:
+                    raise self._schema_error("networks/%d" % i, n, "Additional properties are not allowed "
+                                             "('%s' was unexpected)" % extra[0])
+                if n.get("uuid") is not None:
+                    self._check_uuid("networks/%d/uuid" % i, n["uuid"])
+                if n.get("port") is not None:
+                    self._check_uuid("networks/%d/port" % i, n["port"])
+                if n.get("fixed_ip") is not None:
+                    self._check_ip("networks/%d/fixed_ip" % i, n["fixed_ip"])
+        elif nets not in (None, "auto", "none"):
+            raise self._schema_error("networks", nets, "%r is not valid under any of the given schemas" % (nets,))
 
     def update_server(self, req):
         s = self._get_server(req, req.params["server_id"])
@@ -1089,6 +1129,19 @@ class Nova(Service):
             spec = {}
         net_id, port_id = spec.get("net_id"), spec.get("port_id")
         fixed_ips = spec.get("fixed_ips")
+        extra = sorted(set(spec) - {"net_id", "port_id", "fixed_ips", "tag"})
+        if extra:
+            raise self._schema_error("interfaceAttachment", spec, "Additional properties are not allowed "
+                                     "('%s' was unexpected)" % extra[0])
+        if net_id is not None:
+            self._check_uuid("interfaceAttachment/net_id", net_id)
+        if port_id is not None:
+            self._check_uuid("interfaceAttachment/port_id", port_id)
+        for i, fip in enumerate(fixed_ips if isinstance(fixed_ips, list) else []):
+            if not isinstance(fip, dict) or "ip_address" not in fip:
+                raise self._schema_error("interfaceAttachment/fixed_ips/%d" % i, fip,
+                                         "'ip_address' is a required property")
+            self._check_ip("interfaceAttachment/fixed_ips/%d/ip_address" % i, fip["ip_address"])
         if net_id and port_id:
             raise ApiError(400, "Must not input both network_id and port_id")
         if fixed_ips and not net_id:

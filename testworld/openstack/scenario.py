@@ -10,7 +10,7 @@ import os
 SCENARIO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scenarios")
 
 TIMING_KEYS = (
-    "server_build", "server_delete", "attach", "detach", "port_bind", "cluster_create",
+    "server_build", "server_delete", "attach", "detach", "port_bind", "cluster_create", "cluster_visible",
     "cluster_update", "cluster_delete", "nodegroup_create", "nodegroup_update",
     "nodegroup_delete", "token_lifetime",
 )

@@ -22,6 +22,7 @@ DEFAULT_TIMINGS = {
     "detach": 0.5,             # DELETE os-interface accepted -> port unbound
     "port_bind": 0.2,          # port DOWN -> ACTIVE after binding
     "cluster_create": 10.0,
+    "cluster_visible": 1.0,    # after a create's 202 the cluster answers 404 (Magnum's conductor writes the row)
     "cluster_update": 5.0,     # PATCH node_count, resize, upgrade
     "cluster_delete": 5.0,
     "nodegroup_create": 5.0,

@@ -55,6 +55,24 @@ def test_create_without_wait_returns_in_progress(cloud):
     assert cloud.clock.sleeps == []
 
 
+def test_create_waits_while_magnum_has_not_stored_the_new_cluster(cloud):
+    cloud.add_template('k8s-v1')
+    cloud.new_cluster_hidden_reads = 3
+    res = run_module(main, dict(name='hpc', cluster_template='k8s-v1', timeout=600))
+    assert res['changed'] and res['cluster']['status'] == 'CREATE_COMPLETE'
+    assert len([1 for op, k, a in cloud.calls if (op, k) == ('create', 'cluster')]) == 1
+    assert len(cloud.clock.sleeps) >= 3
+
+
+def test_create_fails_when_the_new_cluster_never_appears(cloud):
+    cloud.add_template('k8s-v1')
+    cloud.new_cluster_hidden_reads = 10 ** 6
+    res = run_failing(main, dict(name='hpc', cluster_template='k8s-v1', timeout=600))
+    assert 'disappeared while it was being created' in res['msg']
+    # bounded: the 404 is tolerated for a minute, not for the whole timeout
+    assert 60 <= sum(cloud.clock.sleeps) < 120
+
+
 def test_create_needs_a_template(cloud):
     res = run_failing(main, dict(name='hpc'))
     assert 'cluster_template is needed' in res['msg']

@@ -82,7 +82,7 @@ class Manager(object):
             self.fake.cluster(cluster_id)
             return [self.fake.list_view_ng(g) for g in self.fake.nodegroups.get(self.fake.cluster(cluster_id)['uuid'], [])]
         if self.kind == 'clusters':
-            return [self.fake.list_view_cluster(c) for c in self.fake.clusters_db]
+            return [self.fake.list_view_cluster(c) for c in self.fake.clusters_db if not c.get('_hidden_reads')]
         return [copy.deepcopy(t) for t in self.fake.templates_db]
 
 
@@ -91,6 +91,10 @@ class Clusters(Manager):
         self.fake.record('get', 'cluster', ident)
         self.fake.maybe_fail('get', 'cluster')
         c = self.fake.cluster(ident)
+        if c.get('_hidden_reads'):
+            # Magnum's conductor has not stored the new cluster yet
+            c['_hidden_reads'] -= 1
+            raise magnum_exc.NotFound('Cluster %s could not be found' % ident)
         self.fake.advance_cluster(c)
         if c.get('_gone'):
             self.fake.clusters_db.remove(c)
@@ -100,7 +104,9 @@ class Clusters(Manager):
     def create(self, **body):
         self.fake.record('create', 'cluster', body)
         self.fake.maybe_fail('create', 'cluster')
-        return {'uuid': self.fake.add_cluster(**body)['uuid']}
+        c = self.fake.add_cluster(**body)
+        c['_hidden_reads'] = self.fake.new_cluster_hidden_reads
+        return {'uuid': c['uuid']}
 
     def delete(self, ident):
         self.fake.record('delete', 'cluster', ident)
@@ -239,6 +245,8 @@ class FakeMagnum(object):
         self.resize_script = []
         self.ng_resize_script = []
         self.clock_ticks = 0
+        # reads of a just-created cluster that answer 404 (as Magnum right after the 202)
+        self.new_cluster_hidden_reads = 0
         self.max_version = (1, 12)
         self.ca = None
         self.http_client = FakeHttp()
