@@ -49,7 +49,8 @@ def _write_private(path, text):
 
 
 class KubeWorld:
-    def __init__(self, scenario, state_dir, port=0, nfd_interval=0.3, tick=0.05, pod_start=0.1, job_run=0.2):
+    def __init__(self, scenario, state_dir, port=0, nfd_interval=0.3, tick=0.05, pod_start=0.1, job_run=0.2,
+                 ca=None):
         self.scenario = scenario if isinstance(scenario, scenario_mod.Scenario) else scenario_mod.load(scenario)
         self.state_dir = state_dir
         self.port = port
@@ -61,6 +62,8 @@ class KubeWorld:
         self.server.add_token(TOKEN, ADMIN_USER, ADMIN_GROUPS)
         self.url = None
         self.kubeconfig = None
+        # {"cert": path, "key": path}: an existing cluster CA (one a cloud was given before the world started)
+        self.ca_files = ca
         self.ca_file = None
         self.ca_key_file = None
         self.ca = None
@@ -82,8 +85,11 @@ class KubeWorld:
     def _tls(self):
         """The cluster CA (kept in the state directory: a linked cloud signs client certificates with it)
         and a server context that asks for client certificates and trusts those the CA signed."""
-        self.ca_file = os.path.join(self.state_dir, "ca.crt")
-        self.ca_key_file = os.path.join(self.state_dir, "ca.key")
+        if self.ca_files:
+            self.ca_file, self.ca_key_file = self.ca_files["cert"], self.ca_files["key"]
+        else:
+            self.ca_file = os.path.join(self.state_dir, "ca.crt")
+            self.ca_key_file = os.path.join(self.state_dir, "ca.key")
         if os.path.exists(self.ca_file) and os.path.exists(self.ca_key_file):
             self.ca = CertificateAuthority.from_files(self.ca_file, self.ca_key_file)
         else:
