@@ -32,9 +32,11 @@ import yaml
 from kmock._internal import apps as kmock_apps
 from kmock._internal import rendering as kmock_rendering
 
-from testworld.kubernetes import catalog, patching, selectors
+from testworld.kubernetes import catalog, patching, schemas, selectors
 
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
+FIELD_VALIDATION = ("Ignore", "Warn", "Strict")
+OUTSIDE_REQUESTS = {"fieldValidation": "Ignore", "warnings": ()}
 
 
 class ApiError(Exception):
@@ -173,6 +175,9 @@ class ApiServer(kmock.KubernetesEmulator):
     admin: object = attrs.field(default=None)
     # Bearer tokens the server accepts: token -> User (see add_token).
     tokens: dict = attrs.field(factory=dict)
+    # The request being served: its fieldValidation directive and the warnings for its answer.
+    # Controllers write outside any request, with typed clients that send no unknown fields.
+    _request: dict = attrs.field(factory=lambda: dict(OUTSIDE_REQUESTS), init=False)
 
     _kinds: dict = attrs.field(factory=dict, init=False)
     _storage: dict = attrs.field(factory=dict, init=False)
@@ -327,18 +332,46 @@ class ApiServer(kmock.KubernetesEmulator):
         return meta
 
     def _admit(self, kind, obj, old=None):
-        """Validation the API server runs before persisting."""
+        """Decoding and validation the API server runs before persisting; returns the object without
+        the fields its schema does not know."""
         causes = catalog.Causes()
-        catalog.validate_metadata(kind, obj, causes)
+        found = schemas.Findings()
+        name = (obj.get("metadata") or {}).get("name") or ""
         if kind.custom:
-            obj = catalog.validate_custom(kind, obj, causes)
+            obj = dict(obj, metadata=schemas.check_object_meta(self.kube_version, obj.get("metadata") or {}, found))
+            obj = catalog.validate_custom(kind, obj, causes, found.unknown)
         else:
+            obj, checked = schemas.check_builtin(self.kube_version, kind.group, kind.version, kind.kind, obj)
+            found = checked or found
+        if found.type_errors:
+            raise ApiError(400, "BadRequest", '%s in version "%s" cannot be handled as a %s: %s' % (
+                kind.kind, kind.version, kind.kind, "; ".join(
+                    "json: cannot unmarshal %s into Go struct field %s of type %s" % (given, field, expected)
+                    for field, given, expected in found.type_errors)))
+        self._unknown_fields(kind, found.unknown)
+        catalog.validate_metadata(kind, obj, causes)
+        if not kind.custom:
             catalog.validate_builtin(kind, obj, causes)
-        if kind.kind == "Node" and old is None:
-            pass
+        seen = {(c["field"], c["reason"]) for c in causes}
+        causes.extend(c for c in found.causes if (c["field"], c["reason"]) not in seen)
         if causes:
-            raise invalid(kind, (obj.get("metadata") or {}).get("name") or "", causes)
+            raise invalid(kind, name, causes)
         return obj
+
+    def _unknown_fields(self, kind, fields):
+        """Fields the schema does not know: dropped, with a warning or not, or the request refused
+        (the request's fieldValidation: Ignore, Warn (the default) or Strict)."""
+        if not fields:
+            return
+        directive = self._request["fieldValidation"]
+        if directive == "Strict":
+            if kind.custom:
+                text = ", ".join(".%s: field not declared in schema" % f for f in fields)
+            else:
+                text = ", ".join('unknown field "%s"' % f for f in fields)
+            raise ApiError(400, "BadRequest", "strict decoding error: " + text)
+        if directive == "Warn":
+            self._request["warnings"].extend('unknown field "%s"' % f for f in fields)
 
     def _check_namespace(self, kind, namespace, verb):
         if not kind.namespaced:
@@ -678,9 +711,13 @@ class ApiServer(kmock.KubernetesEmulator):
         record = {"method": raw_request.method, "path": raw_request.path, "query": dict(raw_request.query),
                   "content_type": raw_request.headers.get("Content-Type", ""), "code": None}
         self._log.append(record)
+        self._request = {"fieldValidation": raw_request.query.get("fieldValidation") or "Warn", "warnings": []}
         try:
             user = self.authenticate(raw_request)
             record.update(user=user.name, groups=list(user.groups))
+            if self._request["fieldValidation"] not in FIELD_VALIDATION:
+                raise ApiError(400, "BadRequest", 'fieldValidation must be one of "%s", not "%s"'
+                               % ('", "'.join(FIELD_VALIDATION), self._request["fieldValidation"]))
             if parsed is not None and not parsed.discovery and parsed.plural:
                 response = await self._serve_resource(request, parsed, record)
             else:
@@ -694,6 +731,9 @@ class ApiServer(kmock.KubernetesEmulator):
             traceback.print_exc()
             response = aiohttp.web.json_response(
                 ApiError(500, "InternalError", "Internal error occurred: %r" % exc).status(), status=500)
+        for warning in self._request["warnings"]:
+            response.headers.add("Warning", '299 - "%s"' % warning.replace('"', '\\"'))
+        self._request = dict(OUTSIDE_REQUESTS)
         record["code"] = response.status
         record["seconds"] = round(time.monotonic() - started, 4)
         # handlers do not yield to the controllers between reading and answering (watches aside),
