@@ -32,7 +32,7 @@ import yaml
 from kmock._internal import apps as kmock_apps
 from kmock._internal import rendering as kmock_rendering
 
-from testworld.kubernetes import catalog, patching, schemas, selectors
+from testworld.kubernetes import catalog, openapi, patching, schemas, selectors
 
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 FIELD_VALIDATION = ("Ignore", "Warn", "Strict")
@@ -175,6 +175,7 @@ class ApiServer(kmock.KubernetesEmulator):
     admin: object = attrs.field(default=None)
     # Bearer tokens the server accepts: token -> User (see add_token).
     tokens: dict = attrs.field(factory=dict)
+    _openapi_cache: dict = attrs.field(factory=dict, init=False)
     # The request being served: its fieldValidation directive and the warnings for its answer.
     # Controllers write outside any request, with typed clients that send no unknown fields.
     _request: dict = attrs.field(factory=lambda: dict(OUTSIDE_REQUESTS), init=False)
@@ -212,7 +213,7 @@ class ApiServer(kmock.KubernetesEmulator):
             self.resources[kmock.resource(group=kind.group, version=kind.version, plural=kind.plural)] = kmock.ResourceInfo(
                 kind=kind.kind, namespaced=kind.namespaced, singular=kind.singular,
                 verbs=set(kind.verbs), shortnames=set(kind.short_names),
-                subresources={"status"} if kind.status else set(),
+                subresources=({"status"} if kind.status else set()) | ({"scale"} if kind.scale else set()),
                 categories=set())
 
     def _unregister(self, group, plural):
@@ -752,8 +753,15 @@ class ApiServer(kmock.KubernetesEmulator):
                 "gitTreeState": "clean", "goVersion": "go1.22.0", "compiler": "gc", "platform": "linux/amd64"})
         if request.method != "GET":
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        if path == "/openapi/v2" or path == "/openapi/v3" or path.startswith("/openapi/v3/"):
+            return self._openapi(path)
         try:
-            return await kmock_apps.RawHandler._handle(self, request)
+            response = await kmock_apps.RawHandler._handle(self, request)
+            if getattr(response, "content_type", "") == "application/json" and getattr(response, "body", None):
+                body = json.loads(response.body)
+                if isinstance(body, dict) and body.get("kind") == "APIResourceList":
+                    return aiohttp.web.json_response(self._discovery_resources(body))
+            return response
         except kmock.KubernetesError as exc:
             raise ApiError(exc.status, "NotFound", "the server could not find the requested resource")
         except NotImplementedError:
@@ -807,9 +815,7 @@ class ApiServer(kmock.KubernetesEmulator):
                       field_manager=params.get("fieldManager"), dry_run=params.get("dryRun"))
         if kind.namespaced is False and parsed.namespace:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        if parsed.subresource and parsed.subresource not in ("status", "log") or \
-                (parsed.subresource == "status" and not kind.status) or \
-                (parsed.subresource == "log" and kind.kind != "Pod"):
+        if parsed.subresource and not self._serves_subresource(kind, parsed.subresource):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         user = User(record["user"], tuple(record["groups"]))
         denial = self.authorize(user, verb, kind, parsed.namespace, parsed.name, parsed.subresource) or \
@@ -827,6 +833,13 @@ class ApiServer(kmock.KubernetesEmulator):
         manager = params.get("fieldManager") or self._default_manager(request)
         ns = parsed.namespace
 
+        if parsed.subresource == "scale":
+            return self._json(self._serve_scale(request, kind, ns, parsed.name, verb, manager, dry_run))
+        if parsed.subresource == "eviction":
+            if verb != "create":
+                raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
+                               "resource")
+            return self._json(self.evict(kind, ns, parsed.name, self._body(request), dry_run), 201)
         if verb == "list":
             return self._json(self._list_response(kind, ns, params))
         if verb == "watch":
@@ -899,6 +912,177 @@ class ApiServer(kmock.KubernetesEmulator):
                                "metadata": {"resourceVersion": str(self._rv)}, "items": items})
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
+    # ------------------------------------------------------------ subresources
+
+    # What each served subresource is, as discovery lists it: (kind, group, version, verbs).
+    SUBRESOURCES = {
+        "status": (None, None, None, ("get", "patch", "update")),
+        "scale": ("Scale", "autoscaling", "v1", ("get", "patch", "update")),
+        "log": ("Pod", None, None, ("get",)),
+        "eviction": ("Eviction", "policy", "v1", ("create",)),
+    }
+
+    def _serves_subresource(self, kind, subresource):
+        if subresource == "status":
+            return kind.status
+        if subresource == "scale":
+            return kind.scale is not None
+        if subresource in ("log", "eviction"):
+            return kind.kind == "Pod" and not kind.group
+        return False
+
+    def scale_of(self, kind, obj):
+        """The autoscaling/v1 Scale of a workload (or of a custom resource with a scale subresource)."""
+        spec_path, status_path, selector_path = kind.scale
+        meta = obj["metadata"]
+        selector = patching.get_path(obj, selector_path) if selector_path else None
+        if isinstance(selector, dict):
+            selector = selectors.selector_string(selector)
+        status = {"replicas": patching.get_path(obj, status_path) or 0 if status_path else 0}
+        if selector:
+            status["selector"] = selector
+        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                             if k in meta},
+                "spec": {"replicas": patching.get_path(obj, spec_path) or 0}, "status": status}
+
+    def _serve_scale(self, request, kind, namespace, name, verb, manager, dry_run):
+        old = self.get(kind, namespace, name)
+        if old is None:
+            raise not_found(kind, name)
+        current = self.scale_of(kind, old)
+        if verb == "get":
+            return current
+        if verb == "update":
+            wanted = self._body(request)
+        elif verb == "patch":
+            ctype = (request.headers.get("Content-Type") or "").split(";")[0].strip()
+            if ctype == "application/json-patch+json":
+                wanted = patching.json_patch(current, request.data)
+            elif ctype in ("application/merge-patch+json", "application/strategic-merge-patch+json") and \
+                    isinstance(request.data, dict):
+                wanted = patching.merge_patch(current, request.data)
+            else:
+                raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                               "accepted media types include: application/json-patch+json, "
+                               "application/merge-patch+json, application/strategic-merge-patch+json")
+        else:
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        replicas = (wanted.get("spec") or {}).get("replicas", 0) if isinstance(wanted, dict) else None
+        if not isinstance(replicas, int) or isinstance(replicas, bool):
+            raise ApiError(400, "BadRequest", 'Scale in version "v1" cannot be handled as a Scale: json: cannot '
+                           "unmarshal %s into Go struct field ScaleSpec.spec.replicas of type int32"
+                           % schemas.json_type(replicas))
+        if replicas < 0:
+            raise ApiError(422, "Invalid", 'Scale.autoscaling "%s" is invalid: spec.replicas: Invalid value: %d: '
+                           "must be greater than or equal to 0" % (name, replicas),
+                           {"name": name, "group": "autoscaling", "kind": "Scale", "causes": [
+                               {"reason": "FieldValueInvalid", "field": "spec.replicas",
+                                "message": "Invalid value: %d: must be greater than or equal to 0" % replicas}]})
+        rv = (wanted.get("metadata") or {}).get("resourceVersion")
+        if rv and rv != old["metadata"]["resourceVersion"]:
+            raise ApiError(409, "Conflict", 'Operation cannot be fulfilled on %s "%s": the object has been modified; '
+                           'please apply your changes to the latest version and try again' % (kind.gr, name),
+                           {"name": name, "group": kind.group, "kind": kind.plural})
+        new = json_copy(old)
+        patching.set_path(new, kind.scale[0], replicas)
+        return self.scale_of(kind, self._finish_update(kind, old, new, manager, None, dry_run))
+
+    def evict(self, kind, namespace, name, eviction, dry_run=False):
+        """policy/v1 Eviction: the pod is deleted unless a PodDisruptionBudget would be violated (429)."""
+        pod = self.get(kind, namespace, name)
+        if pod is None:
+            raise not_found(kind, name)
+        if (eviction.get("metadata") or {}).get("name") not in (None, name):
+            raise ApiError(400, "BadRequest", "name in URL does not match name in Eviction object")
+        for budget in self._disruption_budgets(pod):
+            if budget["allowed"] <= 0:
+                raise ApiError(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption "
+                               "budget.", {"causes": [{"reason": "DisruptionBudget", "message": (
+                                   "The disruption budget %s needs %d healthy pods and has %d currently"
+                                   % (budget["name"], budget["desired"], budget["healthy"]))}]})
+        options = eviction.get("deleteOptions") or {}
+        self.delete(kind, namespace, name, dry_run, options.get("propagationPolicy"), options.get("preconditions"))
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
+    def _disruption_budgets(self, pod):
+        pdb_kind = self.kind_for("policy/v1", "PodDisruptionBudget")
+        namespace = pod["metadata"]["namespace"]
+        pod_kind = self.kind_for("v1", "Pod")
+        out = []
+        for budget in self.list(pdb_kind, namespace) if pdb_kind is not None else []:
+            spec = budget.get("spec") or {}
+            if not selectors.structured_selector_matches(pod["metadata"].get("labels") or {}, spec.get("selector")):
+                continue
+            covered = [p for p in self.list(pod_kind, namespace)
+                       if selectors.structured_selector_matches(p["metadata"].get("labels") or {}, spec.get("selector"))]
+            healthy = sum(1 for p in covered if any(c.get("type") == "Ready" and c.get("status") == "True"
+                                                    for c in (p.get("status") or {}).get("conditions") or []))
+            expected = len(covered)
+
+            def count(value):
+                if isinstance(value, str) and value.endswith("%"):
+                    return -(-int(value[:-1]) * expected // 100)
+                return int(value)
+            if spec.get("minAvailable") is not None:
+                desired = count(spec["minAvailable"])
+            else:
+                desired = expected - count(spec.get("maxUnavailable", 0))
+            out.append({"name": budget["metadata"]["name"], "desired": desired, "healthy": healthy,
+                        "allowed": healthy - desired})
+        return out
+
+    def _discovery_resources(self, body):
+        """kmock's APIResourceList with the subresources this server serves, as a real server lists them."""
+        gv = body.get("groupVersion", "")
+        group, version = gv.rpartition("/")[::2]
+        out = []
+        for entry in body.get("resources") or []:
+            plural, _sep, subresource = entry["name"].partition("/")
+            if not subresource:
+                out.append(entry)
+                continue
+            kind = self._kinds.get((group, version, plural))
+            if kind is None or not self._serves_subresource(kind, subresource):
+                continue
+            sub_kind, sub_group, sub_version, verbs = self.SUBRESOURCES[subresource]
+            entry = {"name": entry["name"], "singularName": "", "namespaced": entry.get("namespaced", False),
+                     "kind": sub_kind or kind.kind, "verbs": list(verbs)}
+            if sub_group:
+                entry.update(group=sub_group, version=sub_version)
+            out.append(entry)
+        present = {e["name"] for e in out}
+        for kind in self._kinds.values():
+            if (kind.group, kind.version) != (group, version) or kind.plural not in present:
+                continue
+            for subresource in ("scale",):
+                name = "%s/%s" % (kind.plural, subresource)
+                if name not in present and self._serves_subresource(kind, subresource):
+                    sub_kind, sub_group, sub_version, verbs = self.SUBRESOURCES[subresource]
+                    out.append({"name": name, "singularName": "", "namespaced": kind.namespaced, "kind": sub_kind,
+                                "group": sub_group, "version": sub_version, "verbs": list(verbs)})
+        return dict(body, resources=out)
+
+    def _openapi(self, path):
+        """/openapi/v2, /openapi/v3 and /openapi/v3/<group version>, built once per set of served kinds."""
+        served = tuple(sorted((k.group, k.version, k.plural, json.dumps(k.schema, sort_keys=True) if k.custom else "")
+                              for k in self._kinds.values()))
+        if self._openapi_cache.get("served") != served:
+            self._openapi_cache = {"served": served}
+        cache = self._openapi_cache
+        if path == "/openapi/v2":
+            if "v2" not in cache:
+                cache["v2"] = openapi.v2(self.kube_version, self.kinds())
+            return aiohttp.web.json_response(cache["v2"])
+        if "v3" not in cache:
+            cache["v3"] = openapi.v3_documents(self.kube_version, self.kinds())
+        if path == "/openapi/v3":
+            return aiohttp.web.json_response(openapi.v3_discovery(cache["v3"]))
+        document = cache["v3"].get(path[len("/openapi/v3/"):])
+        if document is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return aiohttp.web.json_response(document)
+
     def _default_manager(self, request):
         agent = request.headers.get("User-Agent") or "unknown"
         return agent.split("/")[0] or "unknown"
@@ -923,8 +1107,7 @@ class ApiServer(kmock.KubernetesEmulator):
                 selectors.parse_label_selector(label)
             fields = selectors.parse_field_selector(params.get("fieldSelector"), kind.kind)
         except selectors.SelectorError as exc:
-            raise ApiError(400, "BadRequest", 'Unable to find "%s" that match label selector "%s", field selector '
-                           '"%s": %s' % (kind.gr, params.get("labelSelector", ""), params.get("fieldSelector", ""), exc))
+            raise ApiError(400, "BadRequest", str(exc))
         items = self.list(kind, namespace, label, fields)
         meta = {"resourceVersion": str(self._rv)}
         limit = int(params.get("limit") or 0)

@@ -33,6 +33,8 @@ class Kind:
     custom: bool = False          # served from a CustomResourceDefinition
     schema: dict | None = None    # openAPIV3Schema of a custom resource
     crd_name: str | None = None
+    # a /scale subresource: (spec replicas path, status replicas path, label selector path or None)
+    scale: tuple | None = None
 
     @property
     def api_version(self):
@@ -56,16 +58,20 @@ class Kind:
         return "%s.%s" % (self.kind, self.group) if self.group else self.kind
 
 
+# Where the workload kinds keep what their /scale subresource shows (the selector is spec.selector).
+BUILTIN_SCALE = (".spec.replicas", ".status.replicas", ".spec.selector")
+
 # Built-in kinds whose server behaviour differs from a plain stored document.
 # (group, plural): overrides
 BUILTIN_BEHAVIOUR = {
     ("", "namespaces"): dict(status=True, returns_object_on_delete=True),
     ("", "nodes"): dict(status=True),
     ("", "pods"): dict(status=True, returns_object_on_delete=True, clear_status_on_create=True),
-    ("apps", "deployments"): dict(status=True, generation=True, clear_status_on_create=True),
+    ("", "replicationcontrollers"): dict(status=True, generation=True, scale=BUILTIN_SCALE),
+    ("apps", "deployments"): dict(status=True, generation=True, clear_status_on_create=True, scale=BUILTIN_SCALE),
     ("apps", "daemonsets"): dict(status=True, generation=True, clear_status_on_create=True),
-    ("apps", "statefulsets"): dict(status=True, generation=True, clear_status_on_create=True),
-    ("apps", "replicasets"): dict(status=True, generation=True, clear_status_on_create=True),
+    ("apps", "statefulsets"): dict(status=True, generation=True, clear_status_on_create=True, scale=BUILTIN_SCALE),
+    ("apps", "replicasets"): dict(status=True, generation=True, clear_status_on_create=True, scale=BUILTIN_SCALE),
     ("batch", "jobs"): dict(status=True, generation=True, clear_status_on_create=True),
     ("batch", "cronjobs"): dict(status=True, generation=True, clear_status_on_create=True),
     ("apiextensions.k8s.io", "customresourcedefinitions"): dict(status=True, generation=True,
@@ -285,6 +291,7 @@ def crd_kind(crd, version_entry):
     names = spec["names"]
     subresources = version_entry.get("subresources") or spec.get("subresources") or {}
     schema = (version_entry.get("schema") or spec.get("validation") or {}).get("openAPIV3Schema")
+    scale = subresources.get("scale")
     return Kind(
         group=spec["group"],
         version=version_entry["name"],
@@ -300,4 +307,6 @@ def crd_kind(crd, version_entry):
         custom=True,
         schema=schema,
         crd_name=crd["metadata"]["name"],
+        scale=(scale.get("specReplicasPath"), scale.get("statusReplicasPath"), scale.get("labelSelectorPath"))
+        if isinstance(scale, dict) else None,
     )

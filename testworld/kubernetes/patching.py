@@ -512,3 +512,20 @@ def record_update(old, new, manager, api_version, kind, subresource=None):
     write_managers(new, owners, api_version, subresource, touched={(manager, "Update")} if changed else set(),
                    previous=previous)
     return new
+
+
+def get_path(obj, path):
+    """The value at a dotted JSON path such as ".spec.replicas" (None when absent)."""
+    for part in [p for p in (path or "").split(".") if p]:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def set_path(obj, path, value):
+    """Set the value at a dotted JSON path, creating the objects on the way."""
+    parts = [p for p in path.split(".") if p]
+    for part in parts[:-1]:
+        obj = obj.setdefault(part, {})
+    obj[parts[-1]] = value
