@@ -36,6 +36,9 @@ from testworld.kubernetes import catalog, openapi, patching, schemas, selectors
 
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 FIELD_VALIDATION = ("Ignore", "Warn", "Strict")
+# Groups kmock bundles that a bare cluster does not serve: add-ons bring them (metrics-server, the
+# Gateway API CRDs). Served here, kubectl would take `nodes` for metrics.k8s.io's NodeMetrics.
+ADD_ON_GROUPS = ("metrics.k8s.io", "gateway.networking.k8s.io")
 OUTSIDE_REQUESTS = {"fieldValidation": "Ignore", "warnings": ()}
 
 
@@ -192,6 +195,9 @@ class ApiServer(kmock.KubernetesEmulator):
         super().__attrs_post_init__()
         self.resources.load_bundled()
         for resource in list(self.resources):
+            if resource.group in ADD_ON_GROUPS:
+                del self.resources[resource]
+                continue
             info = self.resources[resource]
             behaviour = catalog.BUILTIN_BEHAVIOUR.get((resource.group, resource.plural), {})
             kind = catalog.Kind(
@@ -1033,8 +1039,9 @@ class ApiServer(kmock.KubernetesEmulator):
         return out
 
     def _discovery_resources(self, body):
-        """kmock's APIResourceList with the subresources this server serves, as a real server lists them."""
-        gv = body.get("groupVersion", "")
+        """kmock's APIResourceList with the subresources this server serves, as a real server lists them
+        (and the core group's groupVersion "v1", not kmock's "/v1": kubectl would find no core kinds)."""
+        gv = body.get("groupVersion", "").lstrip("/")
         group, version = gv.rpartition("/")[::2]
         out = []
         for entry in body.get("resources") or []:
@@ -1061,7 +1068,7 @@ class ApiServer(kmock.KubernetesEmulator):
                     sub_kind, sub_group, sub_version, verbs = self.SUBRESOURCES[subresource]
                     out.append({"name": name, "singularName": "", "namespaced": kind.namespaced, "kind": sub_kind,
                                 "group": sub_group, "version": sub_version, "verbs": list(verbs)})
-        return dict(body, resources=out)
+        return dict(body, groupVersion=gv, resources=out)
 
     def _openapi(self, path):
         """/openapi/v2, /openapi/v3 and /openapi/v3/<group version>, built once per set of served kinds."""
