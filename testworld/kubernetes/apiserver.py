@@ -707,7 +707,9 @@ class ApiServer(kmock.KubernetesEmulator):
         if parsed is not None and parsed.group is not None:
             resource = kmock.resource(group=parsed.group, version=parsed.version, plural=parsed.plural)
         request = kmock_rendering.Request(
-            id=len(self._requests), raw_request=raw_request, url=raw_request.url, method=raw_request.method,
+            id=len(self._requests), raw_request=raw_request, method=raw_request.method,
+            # /api/v1/ is /api/v1 to the API server (the kubernetes client asks for the former)
+            url=raw_request.url.with_path(raw_request.path.rstrip("/") or "/"),
             params=dict(raw_request.query), headers=dict(raw_request.headers), cookies=dict(raw_request.cookies),
             data=data, body=body, text=text, action=None, resource=resource,
             namespace=parsed.namespace if parsed else None, name=parsed.name if parsed else None,
