@@ -66,22 +66,42 @@ class CertificateAuthority:
         """A new key and a certificate for it: (cert PEM, key PEM). With `hosts` (names and IP
         addresses) a serving certificate for them, else a client certificate (CN user, O groups)."""
         from cryptography.hazmat.primitives.asymmetric import rsa
-        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+        from cryptography.x509.oid import NameOID
 
         x509 = self._x509
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations] +
                             [x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        s = self._serialization
+        return (self._sign(subject, key.public_key(), hosts),
+                key.private_bytes(s.Encoding.PEM, s.PrivateFormat.TraditionalOpenSSL, s.NoEncryption()).decode())
+
+    def sign_csr(self, csr_pem):
+        """Issue a client certificate for a PEM CSR; ValueError when it is not one."""
+        data = csr_pem.encode() if isinstance(csr_pem, str) else csr_pem
+        csr = self._x509.load_pem_x509_csr(data)
+        if not csr.is_signature_valid:
+            raise ValueError("CSR signature is invalid")
+        return self._sign(csr.subject, csr.public_key())
+
+    def _sign(self, subject, public_key, hosts=()):
+        """A certificate (PEM) for `public_key`: serving `hosts` (names, IP addresses), or a client's."""
+        x509 = self._x509
+        usage = x509.oid.ExtendedKeyUsageOID.SERVER_AUTH if hosts else x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH
         now = datetime.datetime.now(datetime.timezone.utc)
         builder = (
             x509.CertificateBuilder()
             .subject_name(subject)
             .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
+            .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=TERM_OF_VALIDITY_DAYS))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
         if hosts:
             names = []
@@ -90,36 +110,5 @@ class CertificateAuthority:
                     names.append(x509.IPAddress(ipaddress.ip_address(host)))
                 except ValueError:
                     names.append(x509.DNSName(host))
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False).add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        else:
-            builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        cert = builder.sign(self.key, self._hashes.SHA256())
-        s = self._serialization
-        return (cert.public_bytes(s.Encoding.PEM).decode(),
-                key.private_bytes(s.Encoding.PEM, s.PrivateFormat.TraditionalOpenSSL, s.NoEncryption()).decode())
-
-    def sign_csr(self, csr_pem):
-        """Issue a client certificate for a PEM CSR; ValueError when it is not one."""
-        x509 = self._x509
-        data = csr_pem.encode() if isinstance(csr_pem, str) else csr_pem
-        csr = x509.load_pem_x509_csr(data)
-        if not csr.is_signature_valid:
-            raise ValueError("CSR signature is invalid")
-        now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(csr.subject)
-            .issuer_name(self.cert.subject)
-            .public_key(csr.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=TERM_OF_VALIDITY_DAYS))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=True,
-                                         data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                         crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-            .sign(self.key, self._hashes.SHA256())
-        )
-        return cert.public_bytes(self._serialization.Encoding.PEM).decode()
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        return builder.sign(self.key, self._hashes.SHA256()).public_bytes(self._serialization.Encoding.PEM).decode()
