@@ -60,7 +60,10 @@ case "$action" in
         chmod 0700 "$state"
         kube=$(serve kube testworld.kubernetes --scenario "$kube_scenario")
         kube_url=$(field "$kube" url)
-        cloud=$(serve openstack testworld.openstack --scenario "$openstack_scenario" --kube-api-url "$kube_url")
+        # the cloud's Magnum hands out the kube world's CA and signs client certificates with it
+        kube_ca=$("$py" -c 'import json, os, sys; w = json.loads(sys.argv[1]); print(json.dumps({"cert": os.path.realpath(w["ca"]), "key": os.path.realpath(w["ca_key"])}))' "$kube")
+        cloud=$(serve openstack testworld.openstack --scenario "$openstack_scenario" --kube-api-url "$kube_url" \
+            --set "kube_ca=$kube_ca")
         {
             echo "export OS_CLIENT_CONFIG_FILE=$repo/$state/openstack/clouds.yaml"
             echo "export OS_CLOUD=$(field "$cloud" cloud)"

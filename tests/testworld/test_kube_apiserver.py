@@ -12,6 +12,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 
 from testworld.kubernetes.pytest_fixtures import kube_world, kube_world_factory  # noqa: F401 pylint: disable=unused-import
+from testworld.kubernetes.world import TOKEN
 
 MINIMAL = {"cluster": {"podSecurity": {"enforce": "privileged"}},
            "nodes": [{"name": "n1", "kernel": "6.8.0-45-generic"}, {"name": "n2", "kernel": "6.8.0-45-generic"}],
@@ -42,9 +43,10 @@ def raw(world, method, path, body=None, content_type="application/json"):
     """A request without the client's typed models, to see exactly what the server answers."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(world.url + path, data=data, method=method,
-                                 headers={"Content-Type": content_type, "Accept": "application/json"})
+                                 headers={"Content-Type": content_type, "Accept": "application/json",
+                                          "Authorization": "Bearer " + TOKEN})
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=10, context=world.ssl_context()) as resp:
             return resp.status, json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read() or b"null")

@@ -316,9 +316,11 @@ def test_cli_serve_prints_url_and_kubeconfig(tmp_path):
                             env=dict(os.environ, PYTHONPATH=REPO))
     try:
         line = json.loads(proc.stdout.readline())
-        assert line["url"].startswith("http://127.0.0.1:")
+        assert line["url"].startswith("https://127.0.0.1:")
         assert line["kubeconfig"] == str(tmp_path / "kubeconfig")
         assert os.stat(line["kubeconfig"]).st_mode & 0o777 == 0o600
+        assert line["ca"] == str(tmp_path / "ca.crt") and line["ca_key"] == str(tmp_path / "ca.key")
+        assert os.stat(line["ca_key"]).st_mode & 0o777 == 0o600
         assert int(pidfile.read_text()) == proc.pid
         kubeconfig = yaml.safe_load(open(line["kubeconfig"]))
         assert kubeconfig["current-context"] == "hpcops-sim"

@@ -17,6 +17,7 @@ from os_simhelpers import cluster_state, visible_cluster, wait_for
 from testworld.kubernetes import components
 from testworld.kubernetes.pytest_fixtures import kube_world_factory  # noqa: F401 pylint: disable=unused-import
 from testworld.openstack import scenario as os_scenario
+from testworld.openstack.certs import CertificateAuthority
 
 KERNELS = {"5.14.0-427.13.1.el9_4.x86_64", "5.14.0-503.11.1.el9_5.x86_64"}
 NFD = "feature.node.kubernetes.io/"
@@ -75,14 +76,21 @@ def _wait_status(magnum, ident, status):
     return wait_for(reached, timeout=15, what="cluster %s %s" % (ident, status))
 
 
-def _http(method, url, body=None):
+def _http(world, method, path, body=None):
+    """The world's control API (/_sim/, no credentials) over TLS verified against the cluster CA."""
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(world.url + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
+        with urllib.request.urlopen(req, timeout=5, context=world.ssl_context()) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
+
+
+def _kube_ca(world):
+    """The kube world's CA for the cloud: Magnum hands it out and signs client certificates with it."""
+    return {"cert": world.ca_file, "key": world.ca_key_file}
 
 
 def _free_port():
@@ -97,15 +105,15 @@ def test_kube_world_registers_nodes_from_profiles(kube_world_factory):  # noqa: 
     world = kube_world_factory("kube-demo.yml")
     core = _core(world)
     assert _nodes(core) == {}
-    status, listing = _http("GET", world.url + "/_sim/nodes")
+    status, listing = _http(world, "GET", "/_sim/nodes")
     assert status == 200 and listing["nodes"] == []
     assert listing["profiles"] == ["bm.compute", "bm.gpu", "m1.large", "m1.small"]
-    status, node = _http("PUT", world.url + "/_sim/nodes/gpu-a", {
+    status, node = _http(world, "PUT", "/_sim/nodes/gpu-a", {
         "profile": "bm.gpu", "labels": {"team": "hpc"}, "address": "10.0.3.7", "providerID": "openstack:///x",
         "taints": [{"key": "gpu", "value": "true", "effect": "NoSchedule"}]})
     assert status == 201 and node["profile"] == "bm.gpu" and node["kernel"] == "5.14.0-427.13.1.el9_4.x86_64"
     # the same again changes nothing; the second node of the profile boots the other kernel
-    assert _http("PUT", world.url + "/_sim/nodes/gpu-a", {"profile": "bm.gpu"})[0] == 200
+    assert _http(world, "PUT", "/_sim/nodes/gpu-a", {"profile": "bm.gpu"})[0] == 200
     assert world.register_node("gpu-b", "bm.gpu")["status"]["nodeInfo"]["kernelVersion"] == \
         "5.14.0-503.11.1.el9_5.x86_64"
     nodes = _nodes(core)
@@ -117,10 +125,10 @@ def test_kube_world_registers_nodes_from_profiles(kube_world_factory):  # noqa: 
     assert {c.type: c.status for c in gpu_a.status.conditions}["Ready"] == "True"
     assert nodes["gpu-b"].status.node_info.os_image == "Red Hat Enterprise Linux 9.5 (Plow)"
     # refusals
-    assert _http("PUT", world.url + "/_sim/nodes/gpu-c", {"profile": "bm.nothing"})[0] == 422
-    assert _http("PUT", world.url + "/_sim/nodes/Not_A_Name", {"profile": "bm.gpu"})[0] == 422
-    assert _http("PUT", world.url + "/_sim/nodes/gpu-a", {"profile": "bm.compute"})[0] == 409
-    assert _http("PUT", world.url + "/_sim/nodes/gpu-c", {"labels": {}})[0] == 400
+    assert _http(world, "PUT", "/_sim/nodes/gpu-c", {"profile": "bm.nothing"})[0] == 422
+    assert _http(world, "PUT", "/_sim/nodes/Not_A_Name", {"profile": "bm.gpu"})[0] == 422
+    assert _http(world, "PUT", "/_sim/nodes/gpu-a", {"profile": "bm.compute"})[0] == 409
+    assert _http(world, "PUT", "/_sim/nodes/gpu-c", {"labels": {}})[0] == 400
     # the controllers treat them like scenario nodes: NFD labels them, DaemonSets and pods run there
     components.deploy_nfd(world, wait=False)
     world.wait_for(lambda: world.node_labels("gpu-b").get(GPU_LABEL) == "true", what="NFD labels on gpu-b")
@@ -131,11 +139,11 @@ def test_kube_world_registers_nodes_from_profiles(kube_world_factory):  # noqa: 
     on_b = [p["metadata"]["name"] for p in world.list("v1", "Pod") if p["spec"].get("nodeName") == "gpu-b"]
     assert len(on_b) >= 2  # the NFD worker, nfd-master and cert-manager found their node
     # a node leaving takes its pods and its NodeFeature with it
-    assert _http("DELETE", world.url + "/_sim/nodes/gpu-b") == (200, {"deleted": "gpu-b"})
+    assert _http(world, "DELETE", "/_sim/nodes/gpu-b") == (200, {"deleted": "gpu-b"})
     assert "gpu-b" not in _nodes(core)
     assert not [p for p in world.list("v1", "Pod") if p["spec"].get("nodeName") == "gpu-b"]
     assert not [f for f in world.list("nfd.k8s-sigs.io/v1alpha1", "NodeFeature") if f["metadata"]["name"] == "gpu-b"]
-    assert _http("DELETE", world.url + "/_sim/nodes/gpu-b")[0] == 404
+    assert _http(world, "DELETE", "/_sim/nodes/gpu-b")[0] == 404
     assert world.unregister_node("gpu-a") is True and world.unregister_node("gpu-a") is False
     # every deployment pod goes back to Pending: no node is left
     world.wait_for(lambda: all(p["status"].get("phase") == "Pending" for p in world.list("v1", "Pod")),
@@ -150,7 +158,7 @@ def test_capi_cluster_servers_are_the_kubernetes_nodes(kube_world_factory, sim_c
                                                        monkeypatch):
     world = kube_world_factory("kube-demo.yml")
     components.deploy_nfd(world, wait=False)
-    cloud = sim_cloud_factory(scenario=_empty_cloud(), kube_api_url=world.url)
+    cloud = sim_cloud_factory(scenario=_empty_cloud(), kube_api_url=world.url, kube_ca=_kube_ca(world))
     magnum = _magnum(cloud, monkeypatch)
     core = _core(world)
 
@@ -235,7 +243,7 @@ def test_capi_cluster_servers_are_the_kubernetes_nodes(kube_world_factory, sim_c
 def test_heat_cluster_servers_are_the_kubernetes_nodes(kube_world_factory, sim_cloud_factory,  # noqa: F811
                                                        monkeypatch):
     world = kube_world_factory("kube-demo.yml")
-    cloud = sim_cloud_factory(scenario=_empty_cloud(), kube_api_url=world.url)
+    cloud = sim_cloud_factory(scenario=_empty_cloud(), kube_api_url=world.url, kube_ca=_kube_ca(world))
     magnum = _magnum(cloud, monkeypatch)
     core = _core(world)
     tid = magnum.cluster_templates.get("k8s-heat-fcos").uuid
@@ -279,14 +287,20 @@ def test_cloud_works_without_a_kube_world(sim_cloud_factory, monkeypatch, where)
     wait_for(lambda: not cloud.state()["clusters"], timeout=15, what="cluster deleted")
 
 
-def test_kube_world_started_late_gets_the_nodes(kube_world_factory, sim_cloud_factory, monkeypatch):  # noqa: F811
+def test_kube_world_started_late_gets_the_nodes(kube_world_factory, sim_cloud_factory, monkeypatch,  # noqa: F811
+                                                tmp_path):
     port = _free_port()
-    cloud = sim_cloud_factory(scenario=_empty_cloud(), kube_api_url="http://127.0.0.1:%d" % port)
+    ca = CertificateAuthority("late-ca")
+    ca_files = {"cert": str(tmp_path / "ca.crt"), "key": str(tmp_path / "ca.key")}
+    for what, text in (("cert", ca.pem), ("key", ca.key_pem)):
+        with open(ca_files[what], "w", encoding="utf-8") as handle:
+            handle.write(text)
+    cloud = sim_cloud_factory(scenario=_empty_cloud(), kube_api_url="https://127.0.0.1:%d" % port, kube_ca=ca_files)
     magnum = _magnum(cloud, monkeypatch)
     tid = magnum.cluster_templates.get("k8s-capi-v1.30").uuid
     magnum.clusters.create(name="early", cluster_template_id=tid, node_count=1)
     wait_for(lambda: cloud.state()["kube_link"]["state"] == "down", what="the link finds no kube world")
-    world = kube_world_factory("kube-demo.yml", port=port)
+    world = kube_world_factory("kube-demo.yml", port=port, ca=ca_files)
     core = _core(world)
     # the link retries every few seconds and then registers what it missed
     _wait_nodes_are_servers(cloud, core, "early", "nodes registered once the kube world is up")

@@ -1,7 +1,8 @@
 """python -m testworld.kubernetes serve --scenario PATH [--port 0] [--state-dir DIR] [--pidfile F]
 
 Prints one JSON line once the API server answers:
-    {"url": "http://127.0.0.1:PORT", "kubeconfig": "<state-dir>/kubeconfig"}
+    {"url": "https://127.0.0.1:PORT", "kubeconfig": "<state-dir>/kubeconfig",
+     "ca": "<state-dir>/ca.crt", "ca_key": "<state-dir>/ca.key"}
 and serves until SIGTERM or SIGINT.
 """
 
@@ -37,7 +38,8 @@ def main(argv=None):
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: done.set())
-    print(json.dumps({"url": world.url, "kubeconfig": world.kubeconfig}), flush=True)
+    print(json.dumps({"url": world.url, "kubeconfig": world.kubeconfig, "ca": world.ca_file,
+                      "ca_key": world.ca_key_file}), flush=True)
     try:
         while not done.wait(1.0):
             pass

@@ -32,9 +32,14 @@ import yaml
 from kmock._internal import apps as kmock_apps
 from kmock._internal import rendering as kmock_rendering
 
-from testworld.kubernetes import catalog, patching, selectors
+from testworld.kubernetes import catalog, openapi, patching, schemas, selectors
 
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
+FIELD_VALIDATION = ("Ignore", "Warn", "Strict")
+# Groups kmock bundles that a bare cluster does not serve: add-ons bring them (metrics-server, the
+# Gateway API CRDs). Served here, kubectl would take `nodes` for metrics.k8s.io's NodeMetrics.
+ADD_ON_GROUPS = ("metrics.k8s.io", "gateway.networking.k8s.io")
+OUTSIDE_REQUESTS = {"fieldValidation": "Ignore", "warnings": ()}
 
 
 class ApiError(Exception):
@@ -111,6 +116,47 @@ def parse_path(path):
     return out
 
 
+@attrs.frozen
+class User:
+    """Who a request comes from, as an authenticator names it."""
+    name: str
+    groups: tuple = ()
+
+    @property
+    def privileged(self):
+        # the RBAC authorizer lets members of system:masters do anything, bindings or not
+        return "system:masters" in self.groups
+
+
+UNAUTHORIZED = ApiError(401, "Unauthorized", "Unauthorized")
+
+
+def _client_certificate_user(raw_request):
+    """The user of a client certificate the TLS layer verified against the cluster CA (CN: name, O: groups)."""
+    transport = raw_request.transport
+    cert = transport.get_extra_info("peercert") if transport is not None else None
+    if not cert:
+        return None
+    name, groups = None, []
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                name = value
+            elif key == "organizationName":
+                groups.append(value)
+    return User(name, tuple(groups) + ("system:authenticated",)) if name else None
+
+
+def json_copy(value):
+    """A deep copy of a JSON document (dicts, lists, scalars), several times faster than copy.deepcopy:
+    every read of the store makes one."""
+    if isinstance(value, dict):
+        return {k: json_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_copy(v) for v in value]
+    return value
+
+
 def _strip_meta_for_compare(obj):
     clone = copy.deepcopy(obj)
     meta = clone.get("metadata") or {}
@@ -130,6 +176,12 @@ class ApiServer(kmock.KubernetesEmulator):
     pod_logs: dict = attrs.field(factory=dict)
     # Answers /_sim/... (the world's control plane, see admin.py); None: those paths are 404.
     admin: object = attrs.field(default=None)
+    # Bearer tokens the server accepts: token -> User (see add_token).
+    tokens: dict = attrs.field(factory=dict)
+    _openapi_cache: dict = attrs.field(factory=dict, init=False)
+    # The request being served: its fieldValidation directive and the warnings for its answer.
+    # Controllers write outside any request, with typed clients that send no unknown fields.
+    _request: dict = attrs.field(factory=lambda: dict(OUTSIDE_REQUESTS), init=False)
 
     _kinds: dict = attrs.field(factory=dict, init=False)
     _storage: dict = attrs.field(factory=dict, init=False)
@@ -143,6 +195,9 @@ class ApiServer(kmock.KubernetesEmulator):
         super().__attrs_post_init__()
         self.resources.load_bundled()
         for resource in list(self.resources):
+            if resource.group in ADD_ON_GROUPS:
+                del self.resources[resource]
+                continue
             info = self.resources[resource]
             behaviour = catalog.BUILTIN_BEHAVIOUR.get((resource.group, resource.plural), {})
             kind = catalog.Kind(
@@ -164,7 +219,7 @@ class ApiServer(kmock.KubernetesEmulator):
             self.resources[kmock.resource(group=kind.group, version=kind.version, plural=kind.plural)] = kmock.ResourceInfo(
                 kind=kind.kind, namespaced=kind.namespaced, singular=kind.singular,
                 verbs=set(kind.verbs), shortnames=set(kind.short_names),
-                subresources={"status"} if kind.status else set(),
+                subresources=({"status"} if kind.status else set()) | ({"scale"} if kind.scale else set()),
                 categories=set())
 
     def _unregister(self, group, plural):
@@ -227,7 +282,7 @@ class ApiServer(kmock.KubernetesEmulator):
         return out
 
     def _present(self, kind, raw):
-        obj = copy.deepcopy(raw)
+        obj = json_copy(raw)
         obj["apiVersion"] = kind.api_version
         obj["kind"] = kind.kind
         return obj
@@ -284,18 +339,46 @@ class ApiServer(kmock.KubernetesEmulator):
         return meta
 
     def _admit(self, kind, obj, old=None):
-        """Validation the API server runs before persisting."""
+        """Decoding and validation the API server runs before persisting; returns the object without
+        the fields its schema does not know."""
         causes = catalog.Causes()
-        catalog.validate_metadata(kind, obj, causes)
+        found = schemas.Findings()
+        name = (obj.get("metadata") or {}).get("name") or ""
         if kind.custom:
-            obj = catalog.validate_custom(kind, obj, causes)
+            obj = dict(obj, metadata=schemas.check_object_meta(self.kube_version, obj.get("metadata") or {}, found))
+            obj = catalog.validate_custom(kind, obj, causes, found.unknown)
         else:
+            obj, checked = schemas.check_builtin(self.kube_version, kind.group, kind.version, kind.kind, obj)
+            found = checked or found
+        if found.type_errors:
+            raise ApiError(400, "BadRequest", '%s in version "%s" cannot be handled as a %s: %s' % (
+                kind.kind, kind.version, kind.kind, "; ".join(
+                    "json: cannot unmarshal %s into Go struct field %s of type %s" % (given, field, expected)
+                    for field, given, expected in found.type_errors)))
+        self._unknown_fields(kind, found.unknown)
+        catalog.validate_metadata(kind, obj, causes)
+        if not kind.custom:
             catalog.validate_builtin(kind, obj, causes)
-        if kind.kind == "Node" and old is None:
-            pass
+        seen = {(c["field"], c["reason"]) for c in causes}
+        causes.extend(c for c in found.causes if (c["field"], c["reason"]) not in seen)
         if causes:
-            raise invalid(kind, (obj.get("metadata") or {}).get("name") or "", causes)
+            raise invalid(kind, name, causes)
         return obj
+
+    def _unknown_fields(self, kind, fields):
+        """Fields the schema does not know: dropped, with a warning or not, or the request refused
+        (the request's fieldValidation: Ignore, Warn (the default) or Strict)."""
+        if not fields:
+            return
+        directive = self._request["fieldValidation"]
+        if directive == "Strict":
+            if kind.custom:
+                text = ", ".join(".%s: field not declared in schema" % f for f in fields)
+            else:
+                text = ", ".join('unknown field "%s"' % f for f in fields)
+            raise ApiError(400, "BadRequest", "strict decoding error: " + text)
+        if directive == "Warn":
+            self._request["warnings"].extend('unknown field "%s"' % f for f in fields)
 
     def _check_namespace(self, kind, namespace, verb):
         if not kind.namespaced:
@@ -531,6 +614,78 @@ class ApiServer(kmock.KubernetesEmulator):
                         del new["metadata"]["ownerReferences"]
                     self._commit(kind, new, "MODIFIED")
 
+    # ------------------------------------------------------------ authentication and authorization
+
+    def add_token(self, token, user, groups=()):
+        self.tokens[token] = User(user, tuple(groups) + ("system:authenticated",))
+
+    def authenticate(self, raw_request):
+        """The request's user: a verified client certificate, else a known bearer token; 401 otherwise
+        (anonymous requests are refused, as with --anonymous-auth=false)."""
+        user = _client_certificate_user(raw_request)
+        if user is not None:
+            return user
+        scheme, _sep, token = (raw_request.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip() in self.tokens:
+            return self.tokens[token.strip()]
+        raise UNAUTHORIZED
+
+    def _rbac_rules(self, user, namespace):
+        """The rules RBAC grants `user` in `namespace` (cluster-wide ones too)."""
+        def bound(binding):
+            for subject in binding.get("subjects") or []:
+                kind, name = subject.get("kind"), subject.get("name")
+                if kind == "User" and name == user.name or kind == "Group" and name in user.groups:
+                    return True
+                if kind == "ServiceAccount" and user.name == "system:serviceaccount:%s:%s" % (
+                        subject.get("namespace") or binding["metadata"].get("namespace"), name):
+                    return True
+            return False
+
+        def role_rules(kind_name, name, ns):
+            kind = self.kind_for("rbac.authorization.k8s.io/v1", kind_name)
+            role = self.get(kind, ns, name) if kind is not None else None
+            return (role or {}).get("rules") or []
+
+        rules = []
+        crb = self.kind_for("rbac.authorization.k8s.io/v1", "ClusterRoleBinding")
+        for binding in self.list(crb) if crb is not None else []:
+            if bound(binding):
+                rules.extend(role_rules("ClusterRole", binding["roleRef"]["name"], None))
+        rb = self.kind_for("rbac.authorization.k8s.io/v1", "RoleBinding")
+        if namespace and rb is not None:
+            for binding in self.list(rb, namespace):
+                if bound(binding):
+                    ref = binding["roleRef"]
+                    rules.extend(role_rules(ref["kind"], ref["name"], namespace if ref["kind"] == "Role" else None))
+        return rules
+
+    def authorize(self, user, verb, kind, namespace, name, subresource):
+        """None when RBAC allows the request, else the 403 Forbidden answer."""
+        if user.privileged:
+            return None
+        resource = kind.plural + ("/" + subresource if subresource else "")
+        for rule in self._rbac_rules(user, namespace):
+            if not {"*", verb} & set(rule.get("verbs") or []):
+                continue
+            if not {"*", kind.group} & set(rule.get("apiGroups") or []):
+                continue
+            if not {"*", resource} & set(rule.get("resources") or []):
+                continue
+            if rule.get("resourceNames") and name not in rule["resourceNames"]:
+                continue
+            return None
+        return self._forbidden(user.name, verb, kind, namespace, name, subresource)
+
+    def _forbidden(self, user, verb, kind, namespace, name, subresource):
+        scope = ('in the namespace "%s"' % namespace) if namespace else "at the cluster scope"
+        what = kind.plural + ("/" + subresource if subresource else "")
+        group = 'in API group "%s"' % kind.group
+        subject = ('%s "%s"' % (kind.gr, name)) if name else kind.gr
+        return ApiError(403, "Forbidden", '%s is forbidden: User "%s" cannot %s resource "%s" %s %s'
+                        % (subject, user, verb, what, group, scope),
+                        {"name": name or "", "group": kind.group, "kind": kind.plural})
+
     # ------------------------------------------------------------ HTTP
 
     async def __call__(self, raw_request):
@@ -552,7 +707,9 @@ class ApiServer(kmock.KubernetesEmulator):
         if parsed is not None and parsed.group is not None:
             resource = kmock.resource(group=parsed.group, version=parsed.version, plural=parsed.plural)
         request = kmock_rendering.Request(
-            id=len(self._requests), raw_request=raw_request, url=raw_request.url, method=raw_request.method,
+            id=len(self._requests), raw_request=raw_request, method=raw_request.method,
+            # /api/v1/ is /api/v1 to the API server (the kubernetes client asks for the former)
+            url=raw_request.url.with_path(raw_request.path.rstrip("/") or "/"),
             params=dict(raw_request.query), headers=dict(raw_request.headers), cookies=dict(raw_request.cookies),
             data=data, body=body, text=text, action=None, resource=resource,
             namespace=parsed.namespace if parsed else None, name=parsed.name if parsed else None,
@@ -563,7 +720,13 @@ class ApiServer(kmock.KubernetesEmulator):
         record = {"method": raw_request.method, "path": raw_request.path, "query": dict(raw_request.query),
                   "content_type": raw_request.headers.get("Content-Type", ""), "code": None}
         self._log.append(record)
+        self._request = {"fieldValidation": raw_request.query.get("fieldValidation") or "Warn", "warnings": []}
         try:
+            user = self.authenticate(raw_request)
+            record.update(user=user.name, groups=list(user.groups))
+            if self._request["fieldValidation"] not in FIELD_VALIDATION:
+                raise ApiError(400, "BadRequest", 'fieldValidation must be one of "%s", not "%s"'
+                               % ('", "'.join(FIELD_VALIDATION), self._request["fieldValidation"]))
             if parsed is not None and not parsed.discovery and parsed.plural:
                 response = await self._serve_resource(request, parsed, record)
             else:
@@ -577,6 +740,9 @@ class ApiServer(kmock.KubernetesEmulator):
             traceback.print_exc()
             response = aiohttp.web.json_response(
                 ApiError(500, "InternalError", "Internal error occurred: %r" % exc).status(), status=500)
+        for warning in self._request["warnings"]:
+            response.headers.add("Warning", '299 - "%s"' % warning.replace('"', '\\"'))
+        self._request = dict(OUTSIDE_REQUESTS)
         record["code"] = response.status
         record["seconds"] = round(time.monotonic() - started, 4)
         # handlers do not yield to the controllers between reading and answering (watches aside),
@@ -595,8 +761,15 @@ class ApiServer(kmock.KubernetesEmulator):
                 "gitTreeState": "clean", "goVersion": "go1.22.0", "compiler": "gc", "platform": "linux/amd64"})
         if request.method != "GET":
             raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        if path == "/openapi/v2" or path == "/openapi/v3" or path.startswith("/openapi/v3/"):
+            return self._openapi(path)
         try:
-            return await kmock_apps.RawHandler._handle(self, request)
+            response = await kmock_apps.RawHandler._handle(self, request)
+            if getattr(response, "content_type", "") == "application/json" and getattr(response, "body", None):
+                body = json.loads(response.body)
+                if isinstance(body, dict) and body.get("kind") == "APIResourceList":
+                    return aiohttp.web.json_response(self._discovery_resources(body))
+            return response
         except kmock.KubernetesError as exc:
             raise ApiError(exc.status, "NotFound", "the server could not find the requested resource")
         except NotImplementedError:
@@ -612,7 +785,7 @@ class ApiServer(kmock.KubernetesEmulator):
             "DELETE": "delete" if parsed.name else "deletecollection",
         }.get(method, method.lower())
 
-    def _denied(self, kind, verb, namespace, name, subresource):
+    def _denied(self, user, kind, verb, namespace, name, subresource):
         for rule in self.denials:
             if rule.get("resource") not in ("*", kind.plural, "%s/%s" % (kind.plural, subresource or "")):
                 continue
@@ -622,14 +795,9 @@ class ApiServer(kmock.KubernetesEmulator):
                 continue
             if rule.get("namespace") and rule["namespace"] != namespace:
                 continue
-            user = rule.get("user", "system:serviceaccount:hpcops:ansible")
-            scope = ('in the namespace "%s"' % namespace) if namespace else "at the cluster scope"
-            what = kind.plural + ("/" + subresource if subresource else "")
-            group = 'in API group "%s"' % kind.group
-            subject = ('%s "%s"' % (kind.gr, name)) if name else kind.gr
-            return ApiError(403, "Forbidden", '%s is forbidden: User "%s" cannot %s resource "%s" %s %s'
-                            % (subject, user, verb, what, group, scope),
-                            {"name": name or "", "group": kind.group, "kind": kind.plural})
+            if rule.get("user") and rule["user"] != user.name:
+                continue
+            return self._forbidden(user.name, verb, kind, namespace, name, subresource)
         return None
 
     def _injected_conflict(self, kind, verb, name):
@@ -655,11 +823,11 @@ class ApiServer(kmock.KubernetesEmulator):
                       field_manager=params.get("fieldManager"), dry_run=params.get("dryRun"))
         if kind.namespaced is False and parsed.namespace:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        if parsed.subresource and parsed.subresource not in ("status", "log") or \
-                (parsed.subresource == "status" and not kind.status) or \
-                (parsed.subresource == "log" and kind.kind != "Pod"):
+        if parsed.subresource and not self._serves_subresource(kind, parsed.subresource):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        denial = self._denied(kind, verb, parsed.namespace, parsed.name, parsed.subresource)
+        user = User(record["user"], tuple(record["groups"]))
+        denial = self.authorize(user, verb, kind, parsed.namespace, parsed.name, parsed.subresource) or \
+            self._denied(user, kind, verb, parsed.namespace, parsed.name, parsed.subresource)
         if denial:
             raise denial
         if verb in WRITE_VERBS:
@@ -673,6 +841,13 @@ class ApiServer(kmock.KubernetesEmulator):
         manager = params.get("fieldManager") or self._default_manager(request)
         ns = parsed.namespace
 
+        if parsed.subresource == "scale":
+            return self._json(self._serve_scale(request, kind, ns, parsed.name, verb, manager, dry_run))
+        if parsed.subresource == "eviction":
+            if verb != "create":
+                raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
+                               "resource")
+            return self._json(self.evict(kind, ns, parsed.name, self._body(request), dry_run), 201)
         if verb == "list":
             return self._json(self._list_response(kind, ns, params))
         if verb == "watch":
@@ -745,6 +920,178 @@ class ApiServer(kmock.KubernetesEmulator):
                                "metadata": {"resourceVersion": str(self._rv)}, "items": items})
         raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
+    # ------------------------------------------------------------ subresources
+
+    # What each served subresource is, as discovery lists it: (kind, group, version, verbs).
+    SUBRESOURCES = {
+        "status": (None, None, None, ("get", "patch", "update")),
+        "scale": ("Scale", "autoscaling", "v1", ("get", "patch", "update")),
+        "log": ("Pod", None, None, ("get",)),
+        "eviction": ("Eviction", "policy", "v1", ("create",)),
+    }
+
+    def _serves_subresource(self, kind, subresource):
+        if subresource == "status":
+            return kind.status
+        if subresource == "scale":
+            return kind.scale is not None
+        if subresource in ("log", "eviction"):
+            return kind.kind == "Pod" and not kind.group
+        return False
+
+    def scale_of(self, kind, obj):
+        """The autoscaling/v1 Scale of a workload (or of a custom resource with a scale subresource)."""
+        spec_path, status_path, selector_path = kind.scale
+        meta = obj["metadata"]
+        selector = patching.get_path(obj, selector_path) if selector_path else None
+        if isinstance(selector, dict):
+            selector = selectors.selector_string(selector)
+        status = {"replicas": patching.get_path(obj, status_path) or 0 if status_path else 0}
+        if selector:
+            status["selector"] = selector
+        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                             if k in meta},
+                "spec": {"replicas": patching.get_path(obj, spec_path) or 0}, "status": status}
+
+    def _serve_scale(self, request, kind, namespace, name, verb, manager, dry_run):
+        old = self.get(kind, namespace, name)
+        if old is None:
+            raise not_found(kind, name)
+        current = self.scale_of(kind, old)
+        if verb == "get":
+            return current
+        if verb == "update":
+            wanted = self._body(request)
+        elif verb == "patch":
+            ctype = (request.headers.get("Content-Type") or "").split(";")[0].strip()
+            if ctype == "application/json-patch+json":
+                wanted = patching.json_patch(current, request.data)
+            elif ctype in ("application/merge-patch+json", "application/strategic-merge-patch+json") and \
+                    isinstance(request.data, dict):
+                wanted = patching.merge_patch(current, request.data)
+            else:
+                raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                               "accepted media types include: application/json-patch+json, "
+                               "application/merge-patch+json, application/strategic-merge-patch+json")
+        else:
+            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        replicas = (wanted.get("spec") or {}).get("replicas", 0) if isinstance(wanted, dict) else None
+        if not isinstance(replicas, int) or isinstance(replicas, bool):
+            raise ApiError(400, "BadRequest", 'Scale in version "v1" cannot be handled as a Scale: json: cannot '
+                           "unmarshal %s into Go struct field ScaleSpec.spec.replicas of type int32"
+                           % schemas.json_type(replicas))
+        if replicas < 0:
+            raise ApiError(422, "Invalid", 'Scale.autoscaling "%s" is invalid: spec.replicas: Invalid value: %d: '
+                           "must be greater than or equal to 0" % (name, replicas),
+                           {"name": name, "group": "autoscaling", "kind": "Scale", "causes": [
+                               {"reason": "FieldValueInvalid", "field": "spec.replicas",
+                                "message": "Invalid value: %d: must be greater than or equal to 0" % replicas}]})
+        rv = (wanted.get("metadata") or {}).get("resourceVersion")
+        if rv and rv != old["metadata"]["resourceVersion"]:
+            raise ApiError(409, "Conflict", 'Operation cannot be fulfilled on %s "%s": the object has been modified; '
+                           'please apply your changes to the latest version and try again' % (kind.gr, name),
+                           {"name": name, "group": kind.group, "kind": kind.plural})
+        new = json_copy(old)
+        patching.set_path(new, kind.scale[0], replicas)
+        return self.scale_of(kind, self._finish_update(kind, old, new, manager, None, dry_run))
+
+    def evict(self, kind, namespace, name, eviction, dry_run=False):
+        """policy/v1 Eviction: the pod is deleted unless a PodDisruptionBudget would be violated (429)."""
+        pod = self.get(kind, namespace, name)
+        if pod is None:
+            raise not_found(kind, name)
+        if (eviction.get("metadata") or {}).get("name") not in (None, name):
+            raise ApiError(400, "BadRequest", "name in URL does not match name in Eviction object")
+        for budget in self._disruption_budgets(pod):
+            if budget["allowed"] <= 0:
+                raise ApiError(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption "
+                               "budget.", {"causes": [{"reason": "DisruptionBudget", "message": (
+                                   "The disruption budget %s needs %d healthy pods and has %d currently"
+                                   % (budget["name"], budget["desired"], budget["healthy"]))}]})
+        options = eviction.get("deleteOptions") or {}
+        self.delete(kind, namespace, name, dry_run, options.get("propagationPolicy"), options.get("preconditions"))
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
+    def _disruption_budgets(self, pod):
+        pdb_kind = self.kind_for("policy/v1", "PodDisruptionBudget")
+        namespace = pod["metadata"]["namespace"]
+        pod_kind = self.kind_for("v1", "Pod")
+        out = []
+        for budget in self.list(pdb_kind, namespace) if pdb_kind is not None else []:
+            spec = budget.get("spec") or {}
+            if not selectors.structured_selector_matches(pod["metadata"].get("labels") or {}, spec.get("selector")):
+                continue
+            covered = [p for p in self.list(pod_kind, namespace)
+                       if selectors.structured_selector_matches(p["metadata"].get("labels") or {}, spec.get("selector"))]
+            healthy = sum(1 for p in covered if any(c.get("type") == "Ready" and c.get("status") == "True"
+                                                    for c in (p.get("status") or {}).get("conditions") or []))
+            expected = len(covered)
+
+            def count(value):
+                if isinstance(value, str) and value.endswith("%"):
+                    return -(-int(value[:-1]) * expected // 100)
+                return int(value)
+            if spec.get("minAvailable") is not None:
+                desired = count(spec["minAvailable"])
+            else:
+                desired = expected - count(spec.get("maxUnavailable", 0))
+            out.append({"name": budget["metadata"]["name"], "desired": desired, "healthy": healthy,
+                        "allowed": healthy - desired})
+        return out
+
+    def _discovery_resources(self, body):
+        """kmock's APIResourceList with the subresources this server serves, as a real server lists them
+        (and the core group's groupVersion "v1", not kmock's "/v1": kubectl would find no core kinds)."""
+        gv = body.get("groupVersion", "").lstrip("/")
+        group, version = gv.rpartition("/")[::2]
+        out = []
+        for entry in body.get("resources") or []:
+            plural, _sep, subresource = entry["name"].partition("/")
+            if not subresource:
+                out.append(entry)
+                continue
+            kind = self._kinds.get((group, version, plural))
+            if kind is None or not self._serves_subresource(kind, subresource):
+                continue
+            sub_kind, sub_group, sub_version, verbs = self.SUBRESOURCES[subresource]
+            entry = {"name": entry["name"], "singularName": "", "namespaced": entry.get("namespaced", False),
+                     "kind": sub_kind or kind.kind, "verbs": list(verbs)}
+            if sub_group:
+                entry.update(group=sub_group, version=sub_version)
+            out.append(entry)
+        present = {e["name"] for e in out}
+        for kind in self._kinds.values():
+            if (kind.group, kind.version) != (group, version) or kind.plural not in present:
+                continue
+            for subresource in ("scale",):
+                name = "%s/%s" % (kind.plural, subresource)
+                if name not in present and self._serves_subresource(kind, subresource):
+                    sub_kind, sub_group, sub_version, verbs = self.SUBRESOURCES[subresource]
+                    out.append({"name": name, "singularName": "", "namespaced": kind.namespaced, "kind": sub_kind,
+                                "group": sub_group, "version": sub_version, "verbs": list(verbs)})
+        return dict(body, groupVersion=gv, resources=out)
+
+    def _openapi(self, path):
+        """/openapi/v2, /openapi/v3 and /openapi/v3/<group version>, built once per set of served kinds."""
+        served = tuple(sorted((k.group, k.version, k.plural, json.dumps(k.schema, sort_keys=True) if k.custom else "")
+                              for k in self._kinds.values()))
+        if self._openapi_cache.get("served") != served:
+            self._openapi_cache = {"served": served}
+        cache = self._openapi_cache
+        if path == "/openapi/v2":
+            if "v2" not in cache:
+                cache["v2"] = openapi.v2(self.kube_version, self.kinds())
+            return aiohttp.web.json_response(cache["v2"])
+        if "v3" not in cache:
+            cache["v3"] = openapi.v3_documents(self.kube_version, self.kinds())
+        if path == "/openapi/v3":
+            return aiohttp.web.json_response(openapi.v3_discovery(cache["v3"]))
+        document = cache["v3"].get(path[len("/openapi/v3/"):])
+        if document is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return aiohttp.web.json_response(document)
+
     def _default_manager(self, request):
         agent = request.headers.get("User-Agent") or "unknown"
         return agent.split("/")[0] or "unknown"
@@ -769,8 +1116,7 @@ class ApiServer(kmock.KubernetesEmulator):
                 selectors.parse_label_selector(label)
             fields = selectors.parse_field_selector(params.get("fieldSelector"), kind.kind)
         except selectors.SelectorError as exc:
-            raise ApiError(400, "BadRequest", 'Unable to find "%s" that match label selector "%s", field selector '
-                           '"%s": %s' % (kind.gr, params.get("labelSelector", ""), params.get("fieldSelector", ""), exc))
+            raise ApiError(400, "BadRequest", str(exc))
         items = self.list(kind, namespace, label, fields)
         meta = {"resourceVersion": str(self._rv)}
         limit = int(params.get("limit") or 0)

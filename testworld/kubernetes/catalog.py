@@ -7,6 +7,8 @@ import re
 
 import attrs
 
+from testworld.kubernetes.schemas import json_type
+
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
@@ -31,6 +33,8 @@ class Kind:
     custom: bool = False          # served from a CustomResourceDefinition
     schema: dict | None = None    # openAPIV3Schema of a custom resource
     crd_name: str | None = None
+    # a /scale subresource: (spec replicas path, status replicas path, label selector path or None)
+    scale: tuple | None = None
 
     @property
     def api_version(self):
@@ -54,16 +58,20 @@ class Kind:
         return "%s.%s" % (self.kind, self.group) if self.group else self.kind
 
 
+# Where the workload kinds keep what their /scale subresource shows (the selector is spec.selector).
+BUILTIN_SCALE = (".spec.replicas", ".status.replicas", ".spec.selector")
+
 # Built-in kinds whose server behaviour differs from a plain stored document.
 # (group, plural): overrides
 BUILTIN_BEHAVIOUR = {
     ("", "namespaces"): dict(status=True, returns_object_on_delete=True),
     ("", "nodes"): dict(status=True),
     ("", "pods"): dict(status=True, returns_object_on_delete=True, clear_status_on_create=True),
-    ("apps", "deployments"): dict(status=True, generation=True, clear_status_on_create=True),
+    ("", "replicationcontrollers"): dict(status=True, generation=True, scale=BUILTIN_SCALE),
+    ("apps", "deployments"): dict(status=True, generation=True, clear_status_on_create=True, scale=BUILTIN_SCALE),
     ("apps", "daemonsets"): dict(status=True, generation=True, clear_status_on_create=True),
-    ("apps", "statefulsets"): dict(status=True, generation=True, clear_status_on_create=True),
-    ("apps", "replicasets"): dict(status=True, generation=True, clear_status_on_create=True),
+    ("apps", "statefulsets"): dict(status=True, generation=True, clear_status_on_create=True, scale=BUILTIN_SCALE),
+    ("apps", "replicasets"): dict(status=True, generation=True, clear_status_on_create=True, scale=BUILTIN_SCALE),
     ("batch", "jobs"): dict(status=True, generation=True, clear_status_on_create=True),
     ("batch", "cronjobs"): dict(status=True, generation=True, clear_status_on_create=True),
     ("apiextensions.k8s.io", "customresourcedefinitions"): dict(status=True, generation=True,
@@ -206,8 +214,9 @@ _TYPES = {
 }
 
 
-def validate_schema(value, schema, field, causes):
-    """Check `value` against a structural schema; return the pruned value."""
+def validate_schema(value, schema, field, causes, unknown=None):
+    """Check `value` against a structural schema; return the pruned value (the pruned fields are
+    added to `unknown`)."""
     if schema is None:
         return value
     if value is None:
@@ -225,7 +234,7 @@ def validate_schema(value, schema, field, causes):
         ok = isinstance(value, _TYPES[expected]) and not (expected in ("integer", "number") and isinstance(value, bool))
         if not ok:
             causes.add(field, "FieldValueTypeInvalid", "Invalid value: %r: %s in body must be of type %s: %r"
-                       % (type(value).__name__, field, expected, _json_type(value)))
+                       % (type(value).__name__, field, expected, json_type(value)))
             return value
     if "enum" in schema and value not in schema["enum"]:
         causes.add(field, "FieldValueNotSupported", "Unsupported value: %r: supported values: %s"
@@ -240,7 +249,7 @@ def validate_schema(value, schema, field, causes):
             causes.add(field, "FieldValueInvalid", "Invalid value: %d: %s in body should have at least %d items"
                        % (len(value), field, schema["minItems"]))
         items = schema.get("items")
-        return [validate_schema(v, items, "%s[%d]" % (field, i), causes) for i, v in enumerate(value)]
+        return [validate_schema(v, items, "%s[%d]" % (field, i), causes, unknown) for i, v in enumerate(value)]
     if isinstance(value, dict):
         for req in schema.get("required") or []:
             if req not in value:
@@ -251,25 +260,18 @@ def validate_schema(value, schema, field, causes):
         for key, sub in value.items():
             path = "%s.%s" % (field, key) if field else key
             if props and key in props:
-                out[key] = validate_schema(sub, props[key], path, causes)
+                out[key] = validate_schema(sub, props[key], path, causes, unknown)
             elif isinstance(addl, dict):
-                out[key] = validate_schema(sub, addl, path, causes)
-            elif addl is True or schema.get("x-kubernetes-preserve-unknown-fields") or (not props and not addl):
+                out[key] = validate_schema(sub, addl, path, causes, unknown)
+            elif addl is True or schema.get("x-kubernetes-preserve-unknown-fields"):
                 out[key] = sub
-            # else: unknown field, pruned like the API server does
+            elif unknown is not None:
+                unknown.append(path)  # pruned, as the API server prunes structural schemas
         return out
     return value
 
 
-def _json_type(value):
-    for name, typ in (("boolean", bool), ("integer", int), ("number", float), ("string", str),
-                      ("array", list), ("object", dict)):
-        if isinstance(value, typ):
-            return name
-    return "null"
-
-
-def validate_custom(kind, obj, causes):
+def validate_custom(kind, obj, causes, unknown=None):
     """Validate and prune a custom resource; returns the pruned object."""
     if not kind.schema:
         return obj
@@ -278,7 +280,7 @@ def validate_custom(kind, obj, causes):
     props = {k: v for k, v in (schema.get("properties") or {}).items() if k not in ("apiVersion", "kind", "metadata")}
     schema["properties"] = props
     schema["required"] = [r for r in schema.get("required") or [] if r not in ("apiVersion", "kind", "metadata")]
-    pruned = validate_schema(body, schema, "", causes)
+    pruned = validate_schema(body, schema, "", causes, unknown)
     out = {k: obj[k] for k in ("apiVersion", "kind", "metadata") if k in obj}
     out.update(pruned if isinstance(pruned, dict) else {})
     return out
@@ -289,6 +291,7 @@ def crd_kind(crd, version_entry):
     names = spec["names"]
     subresources = version_entry.get("subresources") or spec.get("subresources") or {}
     schema = (version_entry.get("schema") or spec.get("validation") or {}).get("openAPIV3Schema")
+    scale = subresources.get("scale")
     return Kind(
         group=spec["group"],
         version=version_entry["name"],
@@ -304,4 +307,6 @@ def crd_kind(crd, version_entry):
         custom=True,
         schema=schema,
         crd_name=crd["metadata"]["name"],
+        scale=(scale.get("specReplicasPath"), scale.get("statusReplicasPath"), scale.get("labelSelectorPath"))
+        if isinstance(scale, dict) else None,
     )

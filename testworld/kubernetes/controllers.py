@@ -110,11 +110,47 @@ def psa_violations(pod_spec, level):
     return out
 
 
+class LoadedModules(set):
+    """The kernel modules loaded on a node; loading or unloading one tells the controllers
+    (tests and the KMM controller change them directly, not through the API)."""
+
+    def __init__(self, modules=(), on_change=None):
+        super().__init__(modules)
+        self.on_change = on_change
+
+    def _changed(self):
+        if self.on_change is not None:
+            self.on_change()
+
+    def add(self, module):
+        if module not in self:
+            super().add(module)
+            self._changed()
+
+    def discard(self, module):
+        if module in self:
+            super().discard(module)
+            self._changed()
+
+    def remove(self, module):
+        super().remove(module)
+        self._changed()
+
+    def update(self, *others):
+        super().update(*others)
+        self._changed()
+
+    def clear(self):
+        super().clear()
+        self._changed()
+
+
 class NodeHardware:
-    def __init__(self, spec, address, profile=None, provider_id=None):
+    def __init__(self, spec, address, profile=None, provider_id=None, on_change=None):
         self.spec = spec
         self.kernel = spec.kernel
-        self.loaded = set(spec.modules)
+        self.on_change = on_change
+        self.loaded = LoadedModules(spec.modules, on_change)
         self.firmware = set()
         self.address = address
         # None for nodes of the scenario's `nodes:`, else the profile the node registered with
@@ -124,8 +160,10 @@ class NodeHardware:
     def reboot(self, kernel=None):
         if kernel:
             self.kernel = kernel
-        self.loaded = set(self.spec.modules)
+        self.loaded = LoadedModules(self.spec.modules, self.on_change)
         self.firmware = set()
+        if self.on_change is not None:
+            self.on_change()
 
 
 class Simulation:
@@ -135,7 +173,10 @@ class Simulation:
         self.server = server
         self.scenario = scenario
         self._addresses = 0
-        self.hw = {n.name: NodeHardware(n, self._next_address()) for n in scenario.nodes}
+        # set when simulated hardware changed (modules loaded or unloaded, a reboot): the next pass runs
+        self._hardware_changed = False
+        self.hw = {n.name: NodeHardware(n, self._next_address(), on_change=self._hardware_change)
+                   for n in scenario.nodes}
         self._profile_serial = {}
         self.nfd_interval = nfd_interval
         self.tick = tick
@@ -167,6 +208,9 @@ class Simulation:
             self._gc_needed = True
             if kind.kind == "CustomResourceDefinition":
                 self._crd_deleted(obj)
+
+    def _hardware_change(self):
+        self._hardware_changed = True
 
     def at(self, delay):
         when = time.monotonic() + delay
@@ -353,7 +397,7 @@ class Simulation:
         serial = self._profile_serial.get(profile, 0)
         spec = self.scenario.profiles[profile].node(name, serial, labels, taints, annotations)
         self._profile_serial[profile] = serial + 1
-        hw = NodeHardware(spec, address or self._next_address(), profile, provider_id)
+        hw = NodeHardware(spec, address or self._next_address(), profile, provider_id, self._hardware_change)
         self.hw[name] = hw
         created = self.create(self._node_object(hw), "kubelet")
         if created is None:
@@ -413,8 +457,9 @@ class Simulation:
     def reconcile(self, force=False):
         now = time.monotonic()
         due = [t for t in self._timers if t <= now]
-        if not force and self.server.resource_version == self._last_rv and not due:
+        if not force and self.server.resource_version == self._last_rv and not due and not self._hardware_changed:
             return
+        self._hardware_changed = False
         self._timers = [t for t in self._timers if t > now]
         for _round in range(5):
             before = self.server.resource_version
@@ -601,13 +646,16 @@ class Simulation:
         return "isRdma" not in sel or bool(sel["isRdma"]) == vf["isRdma"]
 
     def reconcile_nodes(self):
+        pods_by_node = {}
+        for pod in self.list("v1", "Pod"):
+            pods_by_node.setdefault((pod.get("spec") or {}).get("nodeName"), []).append(pod)
         for node in self.nodes():
             name = node["metadata"]["name"]
             hw = self.hw.get(name)
             if hw is None:
                 continue
             extended = {}
-            for pod in self.node_pods(name):
+            for pod in pods_by_node.get(name, ()):
                 if self._ready(pod) and not pod["metadata"].get("deletionTimestamp"):
                     for res, count in self.plugin_resources(pod, hw).items():
                         extended[res] = max(extended.get(res, 0), count)
@@ -1229,71 +1277,92 @@ class Simulation:
             return
         rules = self.list("nfd.k8s-sigs.io/v1alpha1", "NodeFeatureRule")
         now = time.monotonic()
-        rules_rv = _hash([(r["metadata"]["name"], r["metadata"].get("generation")) for r in rules])
+        nf_kind = self.k("nfd.k8s-sigs.io/v1alpha1", "NodeFeature")
+        published = {f["metadata"]["name"]: f["metadata"]["resourceVersion"]
+                     for f in (self.server.list(nf_kind, worker_ns) if nf_kind is not None and worker_ns else [])}
+        # What a pass depends on besides the node itself; a worker pass that would find nothing new is skipped
+        # (the real worker re-reads the node every sleepInterval and writes only changes: the same to a client).
+        cluster_inputs = [[(r["metadata"]["name"], r["metadata"]["resourceVersion"]) for r in rules],
+                          config, master_ok, sorted(extra), worker_ns, self.nfd_withheld, nf_kind is not None]
         for node in self.nodes():
             name = node["metadata"]["name"]
             hw = self.hw.get(name)
             if hw is None or name not in workers:
                 continue
+            def inputs(node_now, published_rv):
+                return _hash(cluster_inputs + [hw.kernel, sorted(hw.loaded), published_rv,
+                                               node_now["metadata"].get("labels"),
+                                               node_now["metadata"].get("annotations")])
             last = self._nfd_last.get(name)
+            if last is not None and last[1] == inputs(node, published.get(name)):
+                continue
             if last is not None and now - last[0] < self.nfd_interval:
+                # the worker sees the change at its next pass
                 self.at(self.nfd_interval - (now - last[0]) + 0.001)
                 continue
-            self._nfd_last[name] = (now, rules_rv)
-            self.at(self.nfd_interval + 0.001)
-            features = self.node_features(hw)
-            labels = self.default_labels(hw, config)
-            nf_kind = self.k("nfd.k8s-sigs.io/v1alpha1", "NodeFeature")
+            node = self._nfd_pass(node, hw, rules, config, master_ok, extra, worker_ns, nf_kind)
+            published_rv = None
             if nf_kind is not None and worker_ns:
-                body = {"apiVersion": "nfd.k8s-sigs.io/v1alpha1", "kind": "NodeFeature",
-                        "metadata": {"name": name, "namespace": worker_ns,
-                                     "labels": {"nfd.node.kubernetes.io/node-name": name}},
-                        "spec": {"features": features, "labels": {k[len(NFD_PREFIX):]: v for k, v in labels.items()}}}
-                try:
-                    self.server.apply(nf_kind, body, worker_ns, name, "nfd-worker", force=True)
-                except ApiError as exc:
-                    self.errors.append("NodeFeature %s: %s" % (name, exc.message))
-            if not master_ok:
-                continue
-            matched = {}
-            for rule_obj in rules:
-                for rule in (rule_obj.get("spec") or {}).get("rules") or []:
-                    features["rule.matched"] = matched
-                    if not self.rule_matches(rule, features):
+                feature = self.server.get(nf_kind, worker_ns, name)
+                published_rv = feature["metadata"]["resourceVersion"] if feature else None
+            self._nfd_last[name] = (now, inputs(node, published_rv))
+
+    def _nfd_pass(self, node, hw, rules, config, master_ok, extra, worker_ns, nf_kind):
+        """One nfd-worker pass on a node and what nfd-master makes of it; returns the node as it is now."""
+        name = node["metadata"]["name"]
+        features = self.node_features(hw)
+        labels = self.default_labels(hw, config)
+        if nf_kind is not None and worker_ns:
+            body = {"apiVersion": "nfd.k8s-sigs.io/v1alpha1", "kind": "NodeFeature",
+                    "metadata": {"name": name, "namespace": worker_ns,
+                                 "labels": {"nfd.node.kubernetes.io/node-name": name}},
+                    "spec": {"features": features, "labels": {k[len(NFD_PREFIX):]: v for k, v in labels.items()}}}
+            try:
+                self.server.apply(nf_kind, body, worker_ns, name, "nfd-worker", force=True)
+            except ApiError as exc:
+                self.errors.append("NodeFeature %s: %s" % (name, exc.message))
+        if not master_ok:
+            return node
+        matched = {}
+        for rule_obj in rules:
+            for rule in (rule_obj.get("spec") or {}).get("rules") or []:
+                features["rule.matched"] = matched
+                if not self.rule_matches(rule, features):
+                    continue
+                for key, value in (rule.get("labels") or {}).items():
+                    full = key if "/" in key else NFD_PREFIX + key
+                    if not self.label_allowed(full, extra):
+                        entry = (name, rule_obj["metadata"]["name"], full)
+                        if entry not in self.nfd_rejected:
+                            self.nfd_rejected.append(entry)
                         continue
-                    for key, value in (rule.get("labels") or {}).items():
-                        full = key if "/" in key else NFD_PREFIX + key
-                        if not self.label_allowed(full, extra):
-                            entry = (name, rule_obj["metadata"]["name"], full)
-                            if entry not in self.nfd_rejected:
-                                self.nfd_rejected.append(entry)
-                            continue
-                        labels[full] = str(value)
-                        matched[key] = str(value)
-                    for key, value in (rule.get("vars") or {}).items():
-                        matched[key] = str(value)
-            for pattern, key in self.nfd_withheld:
-                if fnmatch.fnmatchcase(name, pattern):
-                    labels.pop(key if "/" in key else NFD_PREFIX + key, None)
-            annotations = node["metadata"].get("annotations") or {}
-            previous = [x for x in (annotations.get("nfd.node.kubernetes.io/feature-labels") or "").split(",") if x]
-            current_labels = node["metadata"].get("labels") or {}
-            patch_labels = {}
-            for short in previous:
-                full = short if "/" in short else NFD_PREFIX + short
-                if full not in labels and full in current_labels:
-                    patch_labels[full] = None
-            for key, value in labels.items():
-                if current_labels.get(key) != value:
-                    patch_labels[key] = value
-            names = ",".join(sorted(k[len(NFD_PREFIX):] if k.startswith(NFD_PREFIX) else k for k in labels))
-            patch = {"metadata": {}}
-            if patch_labels:
-                patch["metadata"]["labels"] = patch_labels
-            if annotations.get("nfd.node.kubernetes.io/feature-labels") != names:
-                patch["metadata"]["annotations"] = {"nfd.node.kubernetes.io/feature-labels": names}
-            if patch["metadata"]:
-                self.merge_patch(node, patch, "nfd-master")
+                    labels[full] = str(value)
+                    matched[key] = str(value)
+                for key, value in (rule.get("vars") or {}).items():
+                    matched[key] = str(value)
+        for pattern, key in self.nfd_withheld:
+            if fnmatch.fnmatchcase(name, pattern):
+                labels.pop(key if "/" in key else NFD_PREFIX + key, None)
+        annotations = node["metadata"].get("annotations") or {}
+        previous = [x for x in (annotations.get("nfd.node.kubernetes.io/feature-labels") or "").split(",") if x]
+        current_labels = node["metadata"].get("labels") or {}
+        patch_labels = {}
+        for short in previous:
+            full = short if "/" in short else NFD_PREFIX + short
+            if full not in labels and full in current_labels:
+                patch_labels[full] = None
+        for key, value in labels.items():
+            if current_labels.get(key) != value:
+                patch_labels[key] = value
+        names = ",".join(sorted(k[len(NFD_PREFIX):] if k.startswith(NFD_PREFIX) else k for k in labels))
+        patch = {"metadata": {}}
+        if patch_labels:
+            patch["metadata"]["labels"] = patch_labels
+        if annotations.get("nfd.node.kubernetes.io/feature-labels") != names:
+            patch["metadata"]["annotations"] = {"nfd.node.kubernetes.io/feature-labels": names}
+        if patch["metadata"]:
+            node = self.merge_patch(node, patch, "nfd-master")
+        return node
 
     # ------------------------------------------------------------ KMM
 

@@ -81,6 +81,9 @@ class ApplyConflict(Exception):
         super().__init__(msg)
 
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
 def now_iso():
     return datetime.datetime.now(tz=datetime.timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -460,6 +463,14 @@ def server_side_apply(current, applied, manager, force, kind, api_version, subre
                 continue
             if path in paths:
                 conflicts.append((other, path))
+    if conflicts and not force and manager == "kubectl" and current:
+        # kubectl's first server-side apply of an object it managed with client-side apply takes over
+        # the fields of its last-applied configuration without conflicts (the API server's upgrade path)
+        allowed = _last_applied_fields(current, kind)
+        if all(path in allowed for _other, path in conflicts):
+            force = True
+        else:
+            conflicts = [(other, path) for other, path in conflicts if path not in allowed]
     if conflicts and not force:
         raise ApplyConflict(sorted({(m, path_text(p)) for m, p in conflicts}), api_version)
     for other, path in conflicts:
@@ -482,6 +493,16 @@ def server_side_apply(current, applied, manager, force, kind, api_version, subre
     write_managers(result, owners, api_version, subresource, touched={(manager, "Apply")} if result != current else set(),
                    previous=previous)
     return result
+
+
+def _last_applied_fields(obj, kind):
+    """The field paths of kubectl's last-applied-configuration annotation (empty when there is none)."""
+    text = ((obj.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    try:
+        config = json.loads(text) if text else None
+    except ValueError:
+        return set()
+    return set(flatten(config, kind)) if isinstance(config, dict) else set()
 
 
 def record_update(old, new, manager, api_version, kind, subresource=None):
@@ -512,3 +533,20 @@ def record_update(old, new, manager, api_version, kind, subresource=None):
     write_managers(new, owners, api_version, subresource, touched={(manager, "Update")} if changed else set(),
                    previous=previous)
     return new
+
+
+def get_path(obj, path):
+    """The value at a dotted JSON path such as ".spec.replicas" (None when absent)."""
+    for part in [p for p in (path or "").split(".") if p]:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def set_path(obj, path, value):
+    """Set the value at a dotted JSON path, creating the objects on the way."""
+    parts = [p for p in path.split(".") if p]
+    for part in parts[:-1]:
+        obj = obj.setdefault(part, {})
+    obj[parts[-1]] = value

@@ -10,8 +10,8 @@ class SelectorError(ValueError):
     pass
 
 
-def _split_top(text):
-    """Split on commas that are not inside parentheses."""
+def _split_top(text, keep_empty=False):
+    """Split on commas that are not inside parentheses (empty terms kept with `keep_empty`)."""
     parts, depth, cur = [], 0, ""
     for ch in text:
         if ch == "(":
@@ -23,33 +23,42 @@ def _split_top(text):
             cur = ""
         else:
             cur += ch
-    if cur.strip():
+    if cur.strip() or keep_empty:
         parts.append(cur)
     return parts
 
 
+_KEY = r"(?:[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?"
+_VALUE = r"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)?"
+_EXISTS_RE = re.compile(r"^\s*(!?)\s*(%s)\s*$" % _KEY)
+_EQUALITY_RE = re.compile(r"^\s*(%s)\s*(==|=|!=)\s*(%s)\s*$" % (_KEY, _VALUE))
+_SET_RE = re.compile(r"^\s*(%s)\s+(in|notin)\s*\(\s*(%s(?:\s*,\s*%s)*)\s*\)\s*$" % (_KEY, _VALUE, _VALUE))
+_COMPARE_RE = re.compile(r"^\s*(%s)\s*([<>])\s*(-?\d+)\s*$" % _KEY)
+
+
 def parse_label_selector(text):
-    """Parse a selector string into (key, op, values) requirements."""
+    """Parse a selector string into (key, op, values) requirements; SelectorError when the API
+    server's parser would refuse it (empty terms, invalid keys or values, unbalanced sets)."""
     reqs = []
-    for part in _split_top(text or ""):
-        part = part.strip()
-        if not part:
-            continue
-        for op in ("!=", "==", "="):
-            if op in part and "(" not in part:
-                key, value = part.split(op, 1)
-                reqs.append((key.strip(), "NotIn" if op == "!=" else "In", [value.strip()]))
+    if not (text or "").strip():
+        return reqs
+    for part in _split_top(text, keep_empty=True):
+        for pattern in (_EXISTS_RE, _EQUALITY_RE, _SET_RE, _COMPARE_RE):
+            match = pattern.match(part)
+            if match:
                 break
         else:
-            match = _SET_RE.match(part)
-            if not match:
-                raise SelectorError("unable to parse requirement: %r" % part)
-            neg, key, setop, values = match.groups()
-            if setop:
-                vals = [v.strip() for v in values.split(",") if v.strip()]
-                reqs.append((key, "In" if setop == "in" else "NotIn", vals))
-            else:
-                reqs.append((key, "DoesNotExist" if neg else "Exists", []))
+            raise SelectorError("unable to parse requirement: %r: found invalid syntax or an invalid key or value "
+                                "(keys are qualified names, values valid label values)" % part.strip())
+        if pattern is _EXISTS_RE:
+            reqs.append((match.group(2), "DoesNotExist" if match.group(1) else "Exists", []))
+        elif pattern is _EQUALITY_RE:
+            reqs.append((match.group(1), "NotIn" if match.group(2) == "!=" else "In", [match.group(3)]))
+        elif pattern is _SET_RE:
+            values = [v.strip() for v in match.group(3).split(",")]
+            reqs.append((match.group(1), "In" if match.group(2) == "in" else "NotIn", values))
+        else:
+            reqs.append((match.group(1), "Gt" if match.group(2) == ">" else "Lt", [match.group(3)]))
     return reqs
 
 
@@ -185,3 +194,17 @@ def _tolerates(toleration, taint):
     if toleration.get("key") != taint.get("key"):
         return False
     return op == "Exists" or toleration.get("value", "") == taint.get("value", "")
+
+
+def selector_string(selector):
+    """A LabelSelector object in the string form (as Scale's status.selector shows it)."""
+    terms = ["%s=%s" % kv for kv in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        op, key, values = expr.get("operator"), expr.get("key"), expr.get("values") or []
+        if op in ("In", "NotIn"):
+            terms.append("%s %s (%s)" % (key, op.lower(), ",".join(sorted(values))))
+        elif op == "Exists":
+            terms.append(key)
+        elif op == "DoesNotExist":
+            terms.append("!" + key)
+    return ",".join(terms)

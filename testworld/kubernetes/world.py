@@ -1,7 +1,10 @@
 """KubeWorld: the API server and its controllers in a background thread.
 
     world = KubeWorld.start(scenario="testworld/scenarios/kube-accelerators.yml", state_dir=tmp)
-    world.url, world.kubeconfig         # http://127.0.0.1:PORT, <state_dir>/kubeconfig (context hpcops-sim)
+    world.url, world.kubeconfig         # https://127.0.0.1:PORT, <state_dir>/kubeconfig (context hpcops-sim)
+    world.ca_file, world.ca_key_file    # the cluster CA (<state_dir>/ca.crt, ca.key): it signs the serving
+                                        # certificate and the client certificates the API server accepts
+    world.add_token("t0k3n", "alice", groups=["ops"])   # another bearer token (rights: RBAC objects)
     world.deny("daemonsets", "create", group="apps")
     world.never_ready("registry.example.com/broken/*")
     world.set_kernel("gpu-2", "5.14.0-503.11.1.el9_5.x86_64")
@@ -12,8 +15,10 @@
 """
 
 import asyncio
+import base64
 import copy
 import os
+import ssl
 import tempfile
 import threading
 import time
@@ -25,13 +30,27 @@ from testworld.kubernetes import scenario as scenario_mod
 from testworld.kubernetes.admin import SimAdmin
 from testworld.kubernetes.apiserver import ApiServer
 from testworld.kubernetes.controllers import Simulation
+from testworld.openstack.certs import CertificateAuthority
 
 CONTEXT = "hpcops-sim"
 TOKEN = "hpcops-sim-token"
+# Who the world's own kubeconfig is: a cluster administrator, as the kubeconfig of a new cluster.
+ADMIN_USER = "hpcops-sim-admin"
+ADMIN_GROUPS = ("system:masters",)
+# Names the serving certificate is valid for.
+SERVING_HOSTS = ("127.0.0.1", "localhost")
+
+
+def _write_private(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(path, 0o600)
 
 
 class KubeWorld:
-    def __init__(self, scenario, state_dir, port=0, nfd_interval=0.3, tick=0.05, pod_start=0.1, job_run=0.2):
+    def __init__(self, scenario, state_dir, port=0, nfd_interval=0.3, tick=0.05, pod_start=0.1, job_run=0.2,
+                 ca=None):
         self.scenario = scenario if isinstance(scenario, scenario_mod.Scenario) else scenario_mod.load(scenario)
         self.state_dir = state_dir
         self.port = port
@@ -40,8 +59,14 @@ class KubeWorld:
         self.sim = Simulation(self.server, self.scenario, nfd_interval=nfd_interval, tick=tick,
                               pod_start=pod_start, job_run=job_run)
         self.server.admin = SimAdmin(self.sim)
+        self.server.add_token(TOKEN, ADMIN_USER, ADMIN_GROUPS)
         self.url = None
         self.kubeconfig = None
+        # {"cert": path, "key": path}: an existing cluster CA (one a cloud was given before the world started)
+        self.ca_files = ca
+        self.ca_file = None
+        self.ca_key_file = None
+        self.ca = None
         self._loop = None
         self._thread = None
         self._stopped = None
@@ -57,16 +82,40 @@ class KubeWorld:
         world._start()
         return world
 
+    def _tls(self):
+        """The cluster CA (kept in the state directory: a linked cloud signs client certificates with it)
+        and a server context that asks for client certificates and trusts those the CA signed."""
+        if self.ca_files:
+            self.ca_file, self.ca_key_file = self.ca_files["cert"], self.ca_files["key"]
+        else:
+            self.ca_file = os.path.join(self.state_dir, "ca.crt")
+            self.ca_key_file = os.path.join(self.state_dir, "ca.key")
+        if os.path.exists(self.ca_file) and os.path.exists(self.ca_key_file):
+            self.ca = CertificateAuthority.from_files(self.ca_file, self.ca_key_file)
+        else:
+            self.ca = CertificateAuthority("%s-ca" % (self.scenario.name or CONTEXT))
+            with open(self.ca_file, "w", encoding="utf-8") as handle:
+                handle.write(self.ca.pem)
+            _write_private(self.ca_key_file, self.ca.key_pem)
+        cert_pem, key_pem = self.ca.issue("kube-apiserver", hosts=SERVING_HOSTS)
+        serving = os.path.join(self.state_dir, "apiserver.pem")
+        _write_private(serving, cert_pem + key_pem)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=self.ca_file)
+        context.load_cert_chain(serving)
+        context.verify_mode = ssl.CERT_OPTIONAL
+        return context
+
     def _start(self):
         ready = threading.Event()
         failure = []
+        tls = self._tls()
 
         async def main():
             self._stopped = asyncio.Event()
             try:
                 self.sim.bootstrap()
                 http = RawTestServer(self.server, host="127.0.0.1", port=self.port or None)
-                await http.start_server()
+                await http.start_server(ssl=tls)
             except Exception as exc:  # noqa: BLE001 - handed to the starting thread
                 failure.append(exc)
                 ready.set()
@@ -90,21 +139,33 @@ class KubeWorld:
         ready.wait(30)
         if failure:
             raise failure[0]
-        self.url = "http://127.0.0.1:%d" % self.port
+        self.url = "https://127.0.0.1:%d" % self.port
         self.kubeconfig = os.path.join(self.state_dir, "kubeconfig")
         self._write_kubeconfig()
 
     def _write_kubeconfig(self):
         config = {
             "apiVersion": "v1", "kind": "Config", "current-context": CONTEXT, "preferences": {},
-            "clusters": [{"name": CONTEXT, "cluster": {"server": self.url}}],
+            "clusters": [{"name": CONTEXT, "cluster": {
+                "server": self.url,
+                "certificate-authority-data": base64.b64encode(self.ca.pem.encode()).decode()}}],
             "users": [{"name": CONTEXT, "user": {"token": TOKEN}}],
             "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": CONTEXT, "namespace": "default"}}],
         }
-        fd = os.open(self.kubeconfig, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            yaml.safe_dump(config, handle, sort_keys=False)
-        os.chmod(self.kubeconfig, 0o600)
+        _write_private(self.kubeconfig, yaml.safe_dump(config, sort_keys=False))
+
+    def add_token(self, token, user, groups=()):
+        """Accept bearer `token` as `user` (in `groups`); what it may do is up to RBAC objects
+        (Role/ClusterRole and their bindings), or everything in group system:masters."""
+        self.call(self.server.add_token, token, user, groups)
+
+    def client_certificate(self, user, groups=()):
+        """A client certificate the cluster CA signed for `user` (CN) in `groups` (O): (cert PEM, key PEM)."""
+        return self.ca.issue(user, organizations=groups)
+
+    def ssl_context(self):
+        """A client TLS context that verifies the world's serving certificate against the cluster CA."""
+        return ssl.create_default_context(cafile=self.ca_file)
 
     def stop(self):
         if self._loop is None or self._thread is None:

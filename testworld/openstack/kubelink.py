@@ -10,7 +10,9 @@ The calls go from a worker thread, never under the world lock, with a short time
 kube world that is absent, slow or restarted costs a log line, not a stuck or broken cloud.
 What the kube world should hold is kept here (name -> registration), so after an outage
 the worker brings it up to date. Only a plain-HTTP URL that answers ``GET /_sim/nodes``
-like the kube world is ever called: the https address of a real cluster never is.
+like the kube world is ever called: the https address of a real cluster never is. The kube
+world serves TLS: its address is called only when the cloud was given the world's CA
+(``kube_ca``), and the serving certificate is verified against it.
 """
 
 import collections
@@ -18,6 +20,7 @@ import json
 import logging
 import queue
 import re
+import ssl
 import threading
 import time
 import urllib.error
@@ -84,8 +87,11 @@ class KubeLink:
         self.world = world
         self.url = (url or "").rstrip("/")
         scheme = urllib.parse.urlparse(self.url).scheme if self.url else ""
-        # the kube world serves plain HTTP; anything else is a real API address, left alone
-        self.enabled = scheme == "http"
+        # the kube world serves TLS with the CA the cloud was given (or plain HTTP); any other https
+        # address is a real API, left alone
+        ca = getattr(world, "kube_ca", None)
+        self._tls = ssl.create_default_context(cafile=ca["cert"]) if scheme == "https" and ca else None
+        self.enabled = scheme == "http" or self._tls is not None
         self.state = "disabled" if not self.enabled else "unknown"
         self._lock = threading.Lock()
         self._queue = queue.Queue()
@@ -239,7 +245,8 @@ class KubeLink:
         req = urllib.request.Request(self.url + path, data=data, method=method,
                                      headers={"Content-Type": "application/json", "Accept": "application/json"})
         # no proxy: the kube world is a local test server
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                             urllib.request.HTTPSHandler(context=self._tls))
         self.calls += 1
         try:
             with opener.open(req, timeout=TIMEOUT) as resp:

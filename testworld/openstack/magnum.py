@@ -992,7 +992,10 @@ class Magnum(Service):
         if ca is None:
             from .certs import CertificateAuthority
 
-            ca = CertificateAuthority(c.name if kind == "kubernetes" else "%s-%s" % (c.name, kind))
+            if kind == "kubernetes" and self.world.kube_ca:
+                ca = CertificateAuthority.from_files(self.world.kube_ca["cert"], self.world.kube_ca["key"])
+            else:
+                ca = CertificateAuthority(c.name if kind == "kubernetes" else "%s-%s" % (c.name, kind))
             c.cas[kind] = ca
         return ca
 

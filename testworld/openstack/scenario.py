@@ -15,7 +15,7 @@ TIMING_KEYS = (
     "nodegroup_delete", "token_lifetime",
 )
 
-_TOP_LEVEL_OVERRIDES = ("kube_api_url", "latency_ms", "magnum_release", "default_driver", "seed", "name")
+_TOP_LEVEL_OVERRIDES = ("kube_api_url", "kube_ca", "latency_ms", "magnum_release", "default_driver", "seed", "name")
 
 
 def _yaml_load(text):

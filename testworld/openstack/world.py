@@ -84,6 +84,9 @@ class World:
         self.host = "127.0.0.1"
         self.public_url = "http://127.0.0.1"
         self.kube_api_url = scenario.get("kube_api_url")
+        # {"cert": path, "key": path}: the CA of the Kubernetes test world at kube_api_url, which Magnum
+        # hands out and signs client certificates with for every cluster (they all report that API)
+        self.kube_ca = scenario.get("kube_ca")
         # registers cluster servers as nodes of the Kubernetes test world (kubelink.py); set by build()
         self.kube_link = None
         # Where bare-metal nodes get a file system root of their own (<node_root>/<server name>);
