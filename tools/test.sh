@@ -87,7 +87,7 @@ suite_testworld() { run_pytest testworld tests/testworld -n 2 --ignore tests/tes
 suite_integration() { run_pytest integration tests/integration -n 4; }
 # --dist loadfile: the expensive module-scoped fixtures (fault scenarios, races, check-mode runs)
 # run once, on the worker that has their file, rather than once per worker.
-suite_reliability() { run_pytest reliability tests/reliability -n 2 --dist loadfile; }
+suite_reliability() { bash tools/parsers.sh; run_pytest reliability tests/reliability -n 2 --dist loadfile; }
 
 # The second tier: a real Keystone and a real Heat (installed by their setup script, cached
 # in .cache/realservices) behind the simulated Nova, Neutron, Glance and Magnum. The tests
