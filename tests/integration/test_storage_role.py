@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 from test_networks_role import HOSTS, NETWORKS, ipoib_address, links_of, make_nodes, ports_of
+from testworld.kubernetes.pytest_fixtures import kube_world, kube_world_factory  # noqa: F401 pylint: disable=unused-import
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SITE = os.path.join(HERE, 'playbooks', 'storage', 'site.yml')
@@ -185,4 +186,46 @@ def test_check_mode_writes_nothing_and_exact_removes_what_it_made(sim, playbook,
                                'x-systemd.requires=network-online.target,x-systemd.after=sys-subsystem-net-devices-')
     assert fstab[2].endswith('.device,x-systemd.automount,x-systemd.idle-timeout=300 0 0') and len(fstab) == 3
     again = run(playbook, sim, nodes, mounts=[MOUNTS[1]], networks=False, extra={'storage_method': 'fstab'}).assert_ok()
+    assert again.changed == []
+
+
+def test_kubernetes_volumes_follow_the_nodes_that_mounted(kube_world, playbook, tmp_path):  # noqa: F811
+    """A local PersistentVolume whose node affinity lists the nodes where the mount succeeded
+    (not the node whose OS has no client), and a StorageClass for the NFS CSI driver."""
+    world = kube_world
+    nodes = []
+    for name, os_release in (('gpu-1', 'ID=ubuntu\nID_LIKE=debian\n'),
+                             ('gpu-2', 'ID=rocky\nID_LIKE="rhel centos fedora"\n'), ('odd-1', 'ID=alpine\n')):
+        root = tmp_path / name
+        (root / 'etc').mkdir(parents=True)
+        (root / 'etc' / 'os-release').write_text(os_release)
+        nodes.append({'name': name, 'root': str(root)})
+    mounts = [dict(MOUNTS[0], network='', transport='tcp'), dict(MOUNTS[1], network='')]
+    extravars = {'networks_test_nodes': nodes, 'storage_test_networks': False, 'storage_mounts': mounts,
+                 'storage_kubeconfig': world.kubeconfig,
+                 'storage_kubernetes_volumes': [{'name': 'scratch', 'mount': '/scratch', 'capacity': '100Ti'},
+                                                {'name': 'home-nfs', 'mount': '/home/shared', 'kind': 'nfs-csi',
+                                                 'reclaim_policy': 'Delete'}]}
+    result = playbook(SITE, extravars=extravars)
+    assert [r['host'] for r in result.failed] == ['odd-1'], result.explain()
+    assert 'set os_family (valid: debian, fedora-coreos, rhel)' in result.failed[0]['result']['msg']
+    pv = world.get('v1', 'PersistentVolume', 'scratch')
+    assert pv['spec']['local'] == {'path': '/scratch'} and pv['spec']['storageClassName'] == 'scratch'
+    assert pv['spec']['accessModes'] == ['ReadWriteMany'] and pv['spec']['capacity'] == {'storage': '100Ti'}
+    assert pv['spec']['nodeAffinity']['required']['nodeSelectorTerms'] == [{'matchExpressions': [
+        {'key': 'kubernetes.io/hostname', 'operator': 'In', 'values': ['gpu-1', 'gpu-2']}]}]
+    local = world.get('storage.k8s.io/v1', 'StorageClass', 'scratch')
+    assert (local['provisioner'], local['volumeBindingMode']) == ('kubernetes.io/no-provisioner', 'WaitForFirstConsumer')
+    nfs = world.get('storage.k8s.io/v1', 'StorageClass', 'home-nfs')
+    assert nfs['provisioner'] == 'nfs.csi.k8s.io' and nfs['reclaimPolicy'] == 'Delete'
+    assert nfs['parameters'] == {'server': '10.25.250.1', 'share': '/export/home'}
+    assert nfs['mountOptions'] == ['nfsvers=4.2']
+    # The packages differ per family: apt on the Ubuntu node, dnf on the Rocky one.
+    commands = dict((r['host'], r['result']['commands'][0]) for r in result.results if r['task'] == MOUNT_TASK
+                    and not r['result'].get('failed'))
+    assert commands == {'gpu-1': 'apt-get install -y -q --no-install-recommends glusterfs-client nfs-common',
+                        'gpu-2': 'dnf install -y -q glusterfs-fuse nfs-utils'}
+
+    extravars['networks_test_nodes'] = nodes[:2]
+    again = playbook(SITE, extravars=extravars).assert_ok()
     assert again.changed == []
