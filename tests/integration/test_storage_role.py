@@ -117,8 +117,8 @@ def test_mounts_over_the_site_networks_rerun_and_real_parser(sim, playbook, tmp_
         nfs = lines(node, 'home-shared.mount')
         assert 'Options=_netdev,vers=4.2,proto=tcp,noatime' in nfs and '[Install]' not in nfs
         # eth-25g is matched by MAC in the networks role's files: the link name comes from sysfs.
-        if eth25_link:
-            assert 'After=network-online.target sys-subsystem-net-devices-%s.device' % eth25_link[0] in nfs
+        assert len(eth25_link) == 1, links
+        assert 'After=network-online.target sys-subsystem-net-devices-%s.device' % eth25_link[0] in nfs
         assert lines(node, 'home-shared.automount')[-6:] == [
             '[Automount]', 'Where=/home/shared', 'TimeoutIdleSec=300', '', '[Install]', 'WantedBy=remote-fs.target']
         ceph = lines(node, 'ceph-projects.mount')
@@ -131,20 +131,22 @@ def test_mounts_over_the_site_networks_rerun_and_real_parser(sim, playbook, tmp_
             assert f.read() == CEPH_KEY + '\n'
     assert CEPH_KEY not in result.stdout + result.stderr
 
-    if shutil.which('systemd-analyze'):
-        paths = [os.path.join(unit_dir(nodes[0]), n) for n in sorted(os.listdir(unit_dir(nodes[0])))
-                 if n.endswith('mount')]
-        rc, output = verify_units(paths)
-        assert rc == 0 and output == '', output
-        # The parser is not lenient: a unit whose name does not match Where= is refused.
-        wrong = tmp_path / 'wrong' / 'scratch2.mount'
-        wrong.parent.mkdir()
-        shutil.copy(paths[-1], str(wrong))
-        rc, output = verify_units([str(wrong)])
-        assert rc != 0 and "doesn't match unit name" in output
-
     again = run(playbook, sim, nodes).assert_ok()
     assert again.changed == []
+
+    # systemd's own parser, last (the checks above hold without it).
+    if not shutil.which('systemd-analyze'):
+        pytest.skip('systemd-analyze not installed (Debian package systemd): units not checked by the real parser')
+    paths = [os.path.join(unit_dir(nodes[0]), n) for n in sorted(os.listdir(unit_dir(nodes[0])))
+             if n.endswith('mount')]
+    rc, output = verify_units(paths)
+    assert rc == 0 and output == '', output
+    # The parser is not lenient: a unit whose name does not match Where= is refused.
+    wrong = tmp_path / 'wrong' / 'scratch2.mount'
+    wrong.parent.mkdir()
+    shutil.copy(paths[-1], str(wrong))
+    rc, output = verify_units([str(wrong)])
+    assert rc != 0 and "doesn't match unit name" in output
 
 
 def test_check_mode_writes_nothing_and_exact_removes_what_it_made(sim, playbook, tmp_path):
