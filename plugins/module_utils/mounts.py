@@ -150,8 +150,8 @@ def check_input(params):
             if not _SAFE_SERVER.match(s or ''):
                 problems.append("%s: server %r is not a host name or an IP address" % (where, s))
         if fs == 'nfs' and len(m['servers']) > 1:
-            problems.append("%s: NFS mounts one server; got %d (%s)" % (where, len(m['servers']),
-                                                                         ', '.join(m['servers'])))
+            problems.append("%s: NFS mounts one server; got %d (%s)"
+                            % (where, len(m['servers']), ', '.join(m['servers'])))
         if m['source'] is not None and not _SAFE_SOURCE.match(m['source']):
             problems.append("%s: source %r may hold letters, digits and _ . : / @ + - only" % (where, m['source']))
         if fs in ('glusterfs', 'lustre') and not m['source']:

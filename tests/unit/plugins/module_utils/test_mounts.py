@@ -51,8 +51,8 @@ def test_good_input_has_no_problems():
 
 @pytest.mark.parametrize('bad, says', [
     (mount(network='eth-100g'), ["network 'eth-100g' is not one of the site's networks", 'valid: eth-25g, ib-100g']),
-    (mount(network='eth-25g', transport='rdma'), ["transport rdma over network 'eth-25g'", 'plain ethernet',
-                                                   'RDMA-capable network (ib-100g)']),
+    (mount(network='eth-25g', transport='rdma'),
+     ["transport rdma over network 'eth-25g'", 'plain ethernet', 'RDMA-capable network (ib-100g)']),
     (mount(transport='rdma'), ['transport rdma needs network set', 'ib-100g']),
     (mount(type='cephfs', source=None), ['cephfs needs ceph_secret']),
     (mount(type='cephfs', ceph_secret='two words'), ['ceph_secret must be a single word']),
