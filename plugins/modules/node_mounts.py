@@ -82,7 +82,7 @@ options:
         type: str
       network:
         description:
-          - The site network (O(networks[].name)) the servers are reached on.
+          - The site network (a C(name) of O(networks)) the servers are reached on.
             Empty uses the node's primary network and checks nothing.
         type: str
         default: ""
