@@ -84,7 +84,7 @@ run_pytest() { # name, dir, pytest options...
 # test_realservices.py belongs to the real-services suite (it needs their installation).
 suite_testworld() { run_pytest testworld tests/testworld -n 2 --ignore tests/testworld/test_realservices.py; }
 # The integration tests mostly wait on simulated clouds, so more workers than cores pay off.
-suite_integration() { run_pytest integration tests/integration -n 4; }
+suite_integration() { bash tests/integration/setup-glusterfs.sh; run_pytest integration tests/integration -n 4; }
 # --dist loadfile: the expensive module-scoped fixtures (fault scenarios, races, check-mode runs)
 # run once, on the worker that has their file, rather than once per worker.
 suite_reliability() { bash tools/parsers.sh; run_pytest reliability tests/reliability -n 2 --dist loadfile; }

@@ -79,6 +79,7 @@ MODULE_BASE = {
     # Below a character device, so the directory can never be created.
     'node_network_files': {'directory': '/dev/null/rel-nothing'},
     'node_network_info': {'root': '/nonexistent/rel-nothing'},
+    'node_mounts': {'root': '/nonexistent/rel-nothing'},
 }
 KUBE_MODULES = ('node_feature_rule', 'kernel_module', 'device_plugin', 'accelerator_validation')
 
@@ -223,6 +224,9 @@ ROLE_BASE = {
     'networks': {'networks_list': [{'name': 'eth-10g'}], 'networks_cluster': 'no-such-cluster',
                  'networks_cloud': 'hpcops-sim', 'networks_configure_nodes': False},
     'accelerators': {'accelerators_wait_timeout': 5, 'accelerators_wait_sleep': 1},
+    'storage': {'storage_mounts': [{'path': '/rel-nothing', 'type': 'nfs', 'servers': ['192.0.2.1'],
+                                    'source': '/export'}],
+                'storage_target_root': '/nonexistent/rel-nothing', 'storage_install_packages': False},
 }
 
 
@@ -869,6 +873,35 @@ def node_cases(target):
         F('prune pattern empty', {'prune': ['']}, ['prune', 'file-name pattern']),
         Case('hand-written (node side)', 'info root without sysfs', 'node_network_info', {'root': target},
              [target, 'no sys/class/net'], ['root of a Linux node']),
+    ] + mount_cases(target.rsplit('/etc/', 1)[0])
+
+
+def mount_cases(root):
+    """node_mounts on a node root that has no network configured: every case fails before a file is written."""
+    networks = [{'name': 'eth-25g', 'mtu': 9000}, {'name': 'ib-100g', 'kind': 'infiniband'}]
+    gluster = {'path': '/scratch', 'type': 'glusterfs', 'servers': ['10.100.0.10'], 'source': 'scratch',
+               'network': 'ib-100g'}
+
+    def M(ident, mounts, says, valid=(), **args):
+        return Case('hand-written (node side)', ident, 'node_mounts',
+                    dict({'root': root, 'networks': networks, 'mounts': mounts, 'os_family': 'debian'}, **args),
+                    says, valid)
+    return [
+        M('mount on an unknown network', [dict(gluster, network='eth-400g')], ['eth-400g', 'not one of'],
+          ['eth-25g', 'ib-100g']),
+        M('rdma over plain ethernet', [dict(gluster, network='eth-25g', transport='rdma')],
+          ['transport rdma', 'eth-25g', 'without RDMA'], ['ib-100g']),
+        M('cephfs without its secret', [{'path': '/ceph', 'type': 'cephfs', 'servers': ['10.25.0.5']}],
+          ['/ceph', 'ceph_secret'], ['ceph auth get-key']),
+        M('two mounts on one path', [gluster, dict(gluster, type='nfs', source='/export')],
+          ['/scratch', 'each path once']),
+        M('option with a comma', [dict(gluster, options=['ro,exec'])], ['ro,exec'], ['one mount option']),
+        M('nfs version 3', [dict(gluster, type='nfs', source='/x', nfs_version='3')], ['nfs_version', '3'],
+          ['4.2']),
+        M('network not configured on the node', [gluster], ['ib-100g', 'not configured on this node'],
+          ['networks role']),
+        M('lustre on fedora coreos', [dict(gluster, type='lustre', source='work', network='')],
+          ['/scratch', 'Fedora CoreOS has no Lustre client'], ['RHEL-like'], os_family='fedora-coreos'),
     ]
 
 
@@ -876,6 +909,7 @@ def test_node_side_cases_are_refused_clearly_before_any_change(tmp_path):
     target = str(tmp_path / 'etc' / 'systemd' / 'network')
     problems = judge_in_process(node_cases(target))
     assert not os.path.exists(target), 'a refused case created %s' % target
+    assert os.listdir(str(tmp_path)) == [], 'refused cases wrote %s' % os.listdir(str(tmp_path))
     assert not problems, '%d problem(s):\n  %s' % (len(problems), '\n  '.join(problems))
 
 

@@ -55,6 +55,11 @@ def openstack_tasks(workdir):
                       {'name': '50-hpcops-eth-25g.network', 'content': '[Match]\nName=ens3\n[Link]\nMTUBytes=9000\n'},
                       {'name': '50-hpcops-ib-100g.network', 'content': '[Match]\nName=ibp65s0\n'}],
             'prune': ['50-hpcops-*.network']}),
+        ('node mounts', 'node_mounts', {
+            'root': os.path.join(workdir, 'node'), 'os_family': 'debian',
+            'mounts': [{'path': '/home/shared', 'type': 'nfs', 'servers': ['10.0.0.5'], 'source': '/export/home',
+                        'automount': True},
+                       {'path': '/ceph', 'type': 'cephfs', 'servers': ['10.0.0.21'], 'ceph_secret': 'AQBcheckmode=='}]}),
     ]
 
 
@@ -160,6 +165,8 @@ def runs(module_factory, tmp_path_factory):
     out['after_check'] = census(cloud)
     out['kubeconfig_after_check'] = os.path.exists(os.path.join(str(base), 'hpc-capi.kc'))
     out['node_files_before'], out['node_files_after_check'] = out_node, node_files(str(base))
+    out['mount_dirs_after_check'] = [d for d in ('etc/systemd/system', 'etc/ceph')
+                                     if os.path.exists(os.path.join(str(base), 'node', d))]
     out['real'] = run_together(
         lambda: run_playbook(as_play(os_tasks, True), str(base / 'real-os'), openstack=cloud, diff=True),
         lambda: run_playbook(as_play(k_tasks, False), str(base / 'real-kube'), kube=world, diff=True))
@@ -214,6 +221,10 @@ def compare(name, module, check, real):
         for key in ('written', 'removed', 'directory_created', 'diff'):
             if c.get(key) != r.get(key):
                 return '%s differ:\n  check %s\n  real  %s' % (key, c.get(key), r.get(key))
+    if module == 'node_mounts':
+        for key in ('files_written', 'files_removed', 'removed', 'mounts', 'commands', 'diff'):
+            if c.get(key) != r.get(key):
+                return '%s differ:\n  check %s\n  real  %s' % (key, c.get(key), r.get(key))
     if module == 'node_network_info' and (c['links'], c['backend']) != (r['links'], r['backend']):
         return 'the links read differ between the runs'
     if module == 'cluster_kubeconfig' and (c.get('certificate_issued') or not r.get('certificate_issued')):
@@ -231,6 +242,7 @@ def test_check_mode_changes_nothing(runs):
     assert len(before['ports']) == len(after['ports']) and len(before['servers']) == len(after['servers'])
     assert not runs['kubeconfig_after_check'], 'check mode wrote the kubeconfig'
     assert runs['node_files_after_check'] == runs['node_files_before'], 'check mode changed the node files'
+    assert runs['mount_dirs_after_check'] == [], 'check mode wrote mounts: %s' % runs['mount_dirs_after_check']
 
 
 def test_node_files_changed_as_predicted(runs):

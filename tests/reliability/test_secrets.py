@@ -133,7 +133,8 @@ def exposure(module_factory, tmp_path_factory):
     """Every module run at -vvvv with the scenario's secrets; what they showed and wrote."""
     base = tmp_path_factory.mktemp('secrets')
     secret = {'password': _secret('password'), 'appcred': _secret('appcred'), 'wrong': _secret('wrong-password'),
-              'pull': _secret('pull'), 'pull_json': _secret('pull-json'), 'pull_role': _secret('pull-role')}
+              'pull': _secret('pull'), 'pull_json': _secret('pull-json'), 'pull_role': _secret('pull-role'),
+              'ceph': _secret('ceph')}
     scn = copy.deepcopy(DEFAULT_SCENARIO)
     scn['identity']['users'][0]['password'] = secret['password']
     scn['identity']['application_credentials'][0]['secret'] = secret['appcred']
@@ -223,6 +224,28 @@ def exposure(module_factory, tmp_path_factory):
     def play(tasks, name):
         return [{'name': name, 'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]
 
+    # The storage role on a node tree that has eth-25g configured: a CephFS mount with its key,
+    # a rerun, a check-mode diff with a new key, and a refused input that carries the key.
+    node = base / 'storage-node'
+    (node / 'etc' / 'systemd' / 'network').mkdir(parents=True)
+    (node / 'etc' / 'systemd' / 'network' / '50-hpcops-eth-25g.network').write_text(
+        '# Ansible managed\n# OpenStack network eth-25g, port p\n[Match]\nName=ens2\n')
+    ceph = {'path': '/ceph', 'type': 'cephfs', 'network': 'eth-25g', 'servers': ['10.25.0.21'],
+            'ceph_user': 'hpc', 'ceph_secret': secret['ceph']}
+    storage_vars = {'storage_target_root': str(node), 'storage_os_family': 'debian',
+                    'storage_networks': [{'name': 'eth-25g'}], 'storage_mounts': [ceph]}
+
+    def storage_play(name, extra=None, **kw):
+        entry = dict({'role': 'hpcops.coe.storage', 'vars': dict(storage_vars, **(extra or {}))}, **kw)
+        return {'name': name, 'hosts': 'localhost', 'gather_facts': False, 'roles': [entry]}
+
+    storage_plays = [
+        storage_play('mount'), storage_play('again'),
+        storage_play('new key, previewed', {'storage_mounts': [dict(ceph, ceph_secret=secret['ceph'] + '-new')]},
+                     check_mode=True, diff=True),
+        storage_play('refused', {'storage_mounts': [ceph, dict(ceph, type='nfs', source='/x')]}, ignore_errors=True),
+    ]
+
     try:
         runs = run_together(
             # No OS_CLOUD: the modules get their credentials from `auth` alone.
@@ -232,13 +255,15 @@ def exposure(module_factory, tmp_path_factory):
                                  log=True),
             lambda: run_playbook(role_play, str(base / 'role'), kube=world, verbosity=4, log=True,
                                  tags=['accelerators_modules']),
+            lambda: run_playbook(storage_plays, str(base / 'storage'), verbosity=4, log=True),
         )
     finally:
         tls.stop()
     with open(kubeconfig) as f:
         written = yaml.safe_load(f)
     return {
-        'secret': secret, 'runs': dict(zip(('openstack', 'kubernetes', 'role'), runs)), 'cloud': cloud,
+        'secret': secret, 'runs': dict(zip(('openstack', 'kubernetes', 'role', 'storage'), runs)), 'cloud': cloud,
+        'ceph_file': str(node / 'etc' / 'ceph' / 'hpcops-ceph.secret'),
         'world': world, 'kubeconfig': kubeconfig, 'written': written, 'tls': tls, 'base': str(base),
         'docker_config': docker_config, 'registry_auth': registry_auth,
     }
@@ -254,6 +279,7 @@ def secret_values(exposure):
         values[key] = secret_forms(s[key]) | secret_forms(s[key] + '-new') | \
             secret_forms('robot:%s' % s[key]) | secret_forms('robot:%s-new' % s[key])
     values['pull_json'] = secret_forms(s['pull_json']) | {exposure['registry_auth']}
+    values['ceph'] = secret_forms(s['ceph']) | secret_forms(s['ceph'] + '-new')
     # The dockerconfigjson the module stores, as the Secret holds it.
     world = exposure['world']
     for name in ('rel-pull', 'rel-pull-json', 'rel-pull-role'):
@@ -311,7 +337,7 @@ def test_the_grep_finds_secrets_where_they_belong(exposure):
     for path in [exposure['cloud'].clouds_yaml, exposure['kubeconfig']]:
         with open(path) as f:
             legit += f.read()
-    for name in ('openstack', 'kubernetes', 'role'):
+    for name in ('openstack', 'kubernetes', 'role', 'storage'):
         with open(exposure['runs'][name].playbook) as f:
             legit += f.read()
     legit += json.dumps([exposure['world'].get('v1', 'Secret', n, NS) for n in ('rel-pull', 'rel-pull-json')])
@@ -331,6 +357,18 @@ def test_accelerators_role_keeps_pull_secrets_out_of_its_output(exposure):
     assert not found, '\n'.join(found)
 
 
+def test_storage_role_keeps_the_ceph_key_out_of_its_output(exposure):
+    run = exposure['runs']['storage']
+    refused = run.result('hpcops.coe.storage : Storage | Mount the shared file systems')   # the last play's
+    assert refused['failed'] and 'each path once' in refused['msg'], refused
+    found = grep(exposure, ('storage',), 'storage role')
+    assert not found, '\n'.join(found)
+    # The key is where the mount needs it, for root only; the preview did not write the new one.
+    assert stat.S_IMODE(os.stat(exposure['ceph_file']).st_mode) == 0o600
+    with open(exposure['ceph_file']) as f:
+        assert f.read() == exposure['secret']['ceph'] + '\n'
+
+
 def test_kubeconfigs_and_clouds_yaml_are_private(exposure):
     path = exposure['kubeconfig']
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -343,7 +381,8 @@ def test_kubeconfigs_and_clouds_yaml_are_private(exposure):
     # inputs (playbooks, the untrusted kubeconfig) hold secrets by design; the results and
     # logs are grepped above.
     values = set().union(*secret_values(exposure).values())
-    allowed = {os.path.realpath(path), os.path.realpath(os.path.join(exposure['base'], 'tls.kubeconfig'))}
+    allowed = {os.path.realpath(path), os.path.realpath(os.path.join(exposure['base'], 'tls.kubeconfig')),
+               os.path.realpath(exposure['ceph_file'])}
     leaks = []
     for root, _dirs, files in os.walk(exposure['base']):
         for name in files:
