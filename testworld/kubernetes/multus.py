@@ -232,6 +232,9 @@ class Multus:
             return pod, self._refuse(pod, str(exc))
         if not wanted or self._status_entries(pod):
             return pod, None
+        if (pod.get("status") or {}).get("phase") not in (None, "Pending"):
+            # the sandbox of a started pod exists already: networks are set up only when it is made
+            return pod, None
         hw = self.sim.hw.get(node_name)
         binaries, multus, pool_ns = self._installed(node_name)
         if not multus or hw is None:
