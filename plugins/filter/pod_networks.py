@@ -7,19 +7,24 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_podnet import (
-    neutron_facts, node_interface_names, plan)
+    foreign_owners, host_facts, neutron_facts, node_interface_names, plan)
 
 
 def pod_network_plan(pod_networks, networks, neutron, interfaces, namespace='default', rdma_prefix='rdma'):
     return plan(pod_networks, networks, neutron, interfaces, namespace=namespace, rdma_prefix=rdma_prefix)
 
 
-def pod_network_interfaces(hosts):
-    return node_interface_names(hosts)
+def pod_network_interfaces(hosts, hostvars):
+    """{network: {node: link name}} from the networks role's facts on `hosts` (inventory names are node names)."""
+    return node_interface_names(host_facts(hostvars, hosts))
 
 
 def pod_network_neutron(networks, subnets, ports):
     return neutron_facts(networks, subnets, ports)
+
+
+def pod_network_owners(nic_policies, daemonsets, namespace):
+    return foreign_owners(nic_policies, daemonsets, namespace)
 
 
 class FilterModule(object):
@@ -30,4 +35,5 @@ class FilterModule(object):
             'pod_network_plan': pod_network_plan,
             'pod_network_interfaces': pod_network_interfaces,
             'pod_network_neutron': pod_network_neutron,
+            'pod_network_owners': pod_network_owners,
         }

@@ -341,6 +341,16 @@ def slug(text):
     return out.strip('-')[:63].rstrip('-') or 'network'
 
 
+def host_facts(hostvars, hosts):
+    """{host: {interfaces, links}} of the networks role's facts on each host (absent facts: empty)."""
+    out = {}
+    for host in hosts or []:
+        facts = hostvars[host] if host in hostvars else {}
+        out[host] = {'interfaces': facts.get('networks_node_interfaces') or [],
+                     'links': facts.get('networks_links_found') or []}
+    return out
+
+
 def node_interface_names(hosts):
     """{network: {node: link name}} from what the networks role found on each node.
 
@@ -383,7 +393,9 @@ def plan(pod_networks, networks, neutron, interfaces, namespace='default', rdma_
     errors, nads, pools = [], [], []
     by_name = dict((n.get('name'), n) for n in networks or [])
     seen = set()
-    for i, entry in enumerate(pod_networks or []):
+    # no entries: every network of the site, with the plugin its kind suggests
+    entries = pod_networks or [{'network': n.get('name')} for n in networks or []]
+    for i, entry in enumerate(entries):
         net_name = entry.get('network')
         where = 'pod_networks_list[%d] (%s)' % (i, net_name)
         if net_name not in by_name:
@@ -468,3 +480,43 @@ def neutron_facts(networks, subnets, ports):
         out[net.get('name')] = facts
         out.setdefault(net.get('id'), facts)
     return out
+
+
+# What each NicClusterPolicy field deploys, in the role's component names.
+POLICY_COMPONENTS = (('multus', 'multus'), ('cniPlugins', 'cni-plugins'), ('ipamPlugin', 'whereabouts'),
+                     ('ipoib', 'ipoib-cni'))
+COMPONENT_IMAGES = (('multus', 'multus-cni'), ('whereabouts', 'whereabouts'), ('ipoib-cni', 'ipoib-cni'),
+                    ('sriov-cni', 'sriov-cni'), ('rdma-shared', 'k8s-rdma-shared-dev-plugin'))
+
+
+def foreign_owners(nic_policies, daemonsets, namespace):
+    """{components: [...], owners: [...]}: the pieces another owner runs, so the role leaves them alone.
+
+    The NVIDIA network operator's NicClusterPolicy deploys what its spec names
+    (secondaryNetwork.multus, cniPlugins, ipamPlugin, ipoib; rdmaSharedDevicePlugin);
+    a DaemonSet outside `namespace` running one of the images is another installation.
+    """
+    components, owners = [], []
+    for policy in nic_policies or []:
+        spec = policy.get('spec') or {}
+        secondary = spec.get('secondaryNetwork') or {}
+        mine = [component for field, component in POLICY_COMPONENTS if secondary.get(field)]
+        if spec.get('rdmaSharedDevicePlugin'):
+            mine.append('rdma-shared')
+        if spec.get('sriovDevicePlugin'):
+            mine.append('sriov-cni')
+        if mine:
+            components.extend(mine)
+            owners.append('NicClusterPolicy %s (NVIDIA network operator): %s'
+                          % ((policy.get('metadata') or {}).get('name'), ', '.join(mine)))
+    for ds in daemonsets or []:
+        meta = ds.get('metadata') or {}
+        if meta.get('namespace') == namespace:
+            continue
+        pod = (((ds.get('spec') or {}).get('template') or {}).get('spec')) or {}
+        images = ' '.join(c.get('image', '') for c in (pod.get('initContainers') or []) + (pod.get('containers') or []))
+        found = [component for component, part in COMPONENT_IMAGES if part in images]
+        if found:
+            components.extend(found)
+            owners.append('DaemonSet %s/%s: %s' % (meta.get('namespace'), meta.get('name'), ', '.join(found)))
+    return {'components': sorted(set(components)), 'owners': owners}

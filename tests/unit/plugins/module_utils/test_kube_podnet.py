@@ -196,3 +196,31 @@ def test_neutron_facts_from_openstack_cloud_results():
     facts = pn.neutron_facts(nets, subnets, ports)
     assert facts['eth-25g']['reserved'] == ['10.25.0.7'] and [s['id'] for s in facts['eth-25g']['subnets']] == ['s1']
     assert facts['n1'] is facts['eth-25g']
+
+
+def test_no_entries_means_every_network_of_the_site():
+    out = pn.plan([], SITE, NEUTRON, {'eth-25g': 'ens2', 'ib-100g': 'ibp65s0'})
+    assert [(n['name'], n['type']) for n in out['nads']] == [('eth-25g', 'macvlan'), ('ib-100g', 'ipoib')]
+    assert out['nads'][0]['nodes'] is None
+
+
+def test_host_facts_tolerate_hosts_without_them():
+    hostvars = {'a': {'networks_node_interfaces': [{'network': 'x', 'ifname': 'ib0'}]}, 'b': {}}
+    assert pn.host_facts(hostvars, ['a', 'b', 'c']) == {
+        'a': {'interfaces': [{'network': 'x', 'ifname': 'ib0'}], 'links': []},
+        'b': {'interfaces': [], 'links': []}, 'c': {'interfaces': [], 'links': []}}
+
+
+def test_other_owners_are_found():
+    policy = {'metadata': {'name': 'nic-cluster-policy'},
+              'spec': {'secondaryNetwork': {'multus': {'image': 'multus-cni'}, 'ipoib': {'image': 'ipoib-cni'}},
+                       'rdmaSharedDevicePlugin': {'image': 'k8s-rdma-shared-dev-plugin'}}}
+    ds = {'metadata': {'name': 'kube-multus-ds', 'namespace': 'kube-system'},
+          'spec': {'template': {'spec': {'containers': [{'image': 'ghcr.io/k8snetworkplumbingwg/multus-cni:v4.1.0'}]}}}}
+    ours = {'metadata': {'name': 'multus', 'namespace': 'hpcops-network'},
+            'spec': {'template': {'spec': {'containers': [{'image': 'ghcr.io/k8snetworkplumbingwg/multus-cni:v4'}]}}}}
+    out = pn.foreign_owners([policy], [ds, ours], 'hpcops-network')
+    assert out['components'] == ['ipoib-cni', 'multus', 'rdma-shared']
+    assert out['owners'] == ['NicClusterPolicy nic-cluster-policy (NVIDIA network operator): multus, ipoib-cni, '
+                             'rdma-shared', 'DaemonSet kube-system/kube-multus-ds: multus']
+    assert pn.foreign_owners([], [ours], 'hpcops-network') == {'components': [], 'owners': []}
