@@ -412,8 +412,8 @@ def plan(pod_networks, networks, neutron, interfaces, namespace='default', rdma_
         seen.add(name)
         facts = (neutron or {}).get(net_name)
         if not facts:
-            errors.append('%s: Neutron does not show network %r (or its subnets) to these credentials' % (where,
-                                                                                                       net_name))
+            errors.append('%s: Neutron does not show network %r (or its subnets) to these credentials'
+                          % (where, net_name))
             continue
         subnet = pick_subnet(facts.get('subnets'), entry.get('subnet'))
         if subnet is None:
