@@ -40,7 +40,6 @@ def test_pod_networks_check_mode_rollout_checks_and_rerun(kube_world):  # noqa: 
     assert "rdma/ib_100g" not in world.allocatable("cpu-1")
 
     # per network and node: an address from the range, the next node reached
-    report = [r for r in run.records if r.get("task") == "Report per network and node"]
     results = run.task("Pod network")["result"]["results"]
     by_nad = {r["item"]["name"]: r for r in results}
     assert by_nad["eth-25g"]["passed_nodes"] == ["cpu-1", "gpu-1", "gpu-2", "ib-1"]
@@ -49,7 +48,11 @@ def test_pod_networks_check_mode_rollout_checks_and_rerun(kube_world):  # noqa: 
         assert entry["reached"] and entry["in_range"], (node, entry)
         assert entry["address"].startswith("10.25.19") or entry["address"].startswith("10.25.2"), entry
     assert by_nad["ib-100g"]["nodes"]["gpu-1"]["peer"] == "ib-1"
-    assert report or True
+    # the role's report per network and node
+    report = run.task("Report per network and node")["result"]["results"][-1]["ansible_facts"]["pod_networks_report"]
+    assert sorted(report) == ["eth-25g", "ib-100g"]
+    assert report["ib-100g"]["passed_nodes"] == ["gpu-1", "ib-1"] and report["ib-100g"]["failed_nodes"] == []
+    assert report["ib-100g"]["nodes"]["ib-1"]["address"] == by_nad["ib-100g"]["nodes"]["ib-1"]["address"]
     # the check pods are gone; the canaries stay, one per attached node with an address
     assert [p["metadata"]["name"] for p in world.list("v1", "Pod", "default")
             if "hpcops.coe/pod-network-check" in (p["metadata"].get("labels") or {})] == []
