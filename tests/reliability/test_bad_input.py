@@ -74,6 +74,7 @@ MODULE_BASE = {
     'node_feature_rule': {'name': 'rel-nothing', 'state': 'absent'},
     'kernel_module': {'name': 'rel-nothing', 'namespace': 'no-such-namespace', 'state': 'absent'},
     'device_plugin': {'type': 'nvidia-gpu', 'namespace': 'no-such-namespace', 'state': 'absent'},
+    'pod_network': {'name': 'rel-nothing', 'namespace': 'no-such-namespace', 'state': 'absent'},
     'accelerator_validation': {'name': 'rel-nothing', 'namespace': 'no-such-namespace',
                                'resource': 'example.com/nothing', 'image': 'none', 'command': ['true']},
     # Below a character device, so the directory can never be created.
@@ -81,7 +82,7 @@ MODULE_BASE = {
     'node_network_info': {'root': '/nonexistent/rel-nothing'},
     'node_mounts': {'root': '/nonexistent/rel-nothing'},
 }
-KUBE_MODULES = ('node_feature_rule', 'kernel_module', 'device_plugin', 'accelerator_validation')
+KUBE_MODULES = ('node_feature_rule', 'kernel_module', 'device_plugin', 'accelerator_validation', 'pod_network')
 
 # A value of the wrong type per type, and the word the error must use for the type.
 WRONG = {'int': ('twelve', 'int'), 'float': ('fast', 'float'), 'bool': ('maybe', 'bool'),
@@ -227,7 +228,16 @@ ROLE_BASE = {
     'storage': {'storage_mounts': [{'path': '/rel-nothing', 'type': 'nfs', 'servers': ['192.0.2.1'],
                                     'source': '/export'}],
                 'storage_target_root': '/nonexistent/rel-nothing', 'storage_install_packages': False},
+    'pod_networks': {'pod_networks_wait_timeout': 5, 'pod_networks_wait_sleep': 1},
 }
+# A site with one 25G network whose subnet keeps its top quarter out of the allocation pool.
+POD_SUBNET = {'cidr': '10.25.0.0/16', 'gateway_ip': '10.25.0.1',
+              'allocation_pools': [{'start': '10.25.0.2', 'end': '10.25.191.254'}]}
+POD_SITE = {'pod_networks_site_networks': [{'name': 'eth-25g', 'mtu': 9000},
+                                           {'name': 'ib-100g', 'kind': 'infiniband', 'mtu': 4092}],
+            'pod_networks_neutron': {'eth-25g': {'mtu': 9000, 'subnets': [POD_SUBNET]},
+                                     'ib-100g': {'mtu': 4092, 'subnets': [dict(POD_SUBNET, cidr='10.100.0.0/16')]}},
+            'pod_networks_interfaces': {'eth-25g': 'eno1', 'ib-100g': 'ib0'}}
 
 
 def generated_role_cases(role):
@@ -486,7 +496,24 @@ def kube_cases():
            'container_image': 'registry.example.com/nvidia:${KERNEL_FULL_VERSION}', 'kernels': [EL94, EL95]}
     check = {'name': 'gpu-check', 'namespace': NS, 'resource': 'nvidia.com/gpu', 'image': 'cuda',
              'command': ['nvidia-smi']}
+    podnet = {'name': 'eth-25g', 'namespace': NS, 'network': 'eth-25g', 'type': 'macvlan', 'interface': 'eno1',
+              'subnet': POD_SUBNET}
     return [
+        C('pod network macvlan on InfiniBand', 'pod_network',
+          dict(podnet, network='ib-100g', link_type='infiniband', interface='ib0'),
+          ['type=macvlan', 'InfiniBand network ib-100g'], ['type=ipoib']),
+        C('pod network range inside the allocation pool', 'pod_network', dict(podnet, range='10.25.100.0/24'),
+          ['range 10.25.100.0/24', 'overlaps the allocation pool 10.25.0.2-10.25.191.254'],
+          ['outside every allocation pool', '10.25.191.255-10.25.255.254']),
+        C('pod network without a safe range', 'pod_network',
+          dict(podnet, subnet=dict(POD_SUBNET, allocation_pools=[{'start': '10.25.0.2', 'end': '10.25.255.254'}])),
+          ['no safe range', 'eth-25g', '10.25.0.0/16'], ['shrink an allocation pool']),
+        C('pod network sriov without its resource', 'pod_network', dict(podnet, type='sriov', interface=None),
+          ['resource_name'], ['intel.com/']),
+        C('pod network MTU above the network', 'pod_network', dict(podnet, mtu=9000, network_mtu=1500),
+          ['mtu 9000', 'MTU 1500'], []),
+        C('pod network name with capitals', 'pod_network', dict(podnet, name='Eth25G'), ["'Eth25G'"],
+          ['lower case']),
         C('rule name with capitals', 'node_feature_rule', {'name': 'GPU_Rules', 'rules': [rule]}, ["'GPU_Rules'"],
           ['lower case']),
         C('rule without rules', 'node_feature_rule', {'name': 'rel-rules'}, ['rules'], ['state']),
@@ -596,6 +623,18 @@ def role_cases(kube_broken):
              role_vars=dict(acc, accelerators_device_plugins=[{'type': 'amd-gpu'}])),
         Case('hand-written (roles)', 'accelerators kernel module without selector', 'accelerators', None,
              ['selector'], [], role_vars=dict(acc, accelerators_kernel_modules=[{'name': 'nvidia'}])),
+        Case('hand-written (roles)', 'pod networks unknown network', 'pod_networks', None,
+             ["network 'eth-10g' is not in networks_list"], ['eth-25g', 'ib-100g'],
+             role_vars=dict(POD_SITE, pod_networks_kubeconfig=kube_broken,
+                            pod_networks_list=[{'network': 'eth-10g'}])),
+        Case('hand-written (roles)', 'pod networks macvlan on InfiniBand', 'pod_networks', None,
+             ['type=macvlan cannot run on InfiniBand network ib-100g'], ['type=ipoib'],
+             role_vars=dict(POD_SITE, pod_networks_kubeconfig=kube_broken,
+                            pod_networks_list=[{'network': 'ib-100g', 'type': 'macvlan'}])),
+        Case('hand-written (roles)', 'pod networks range inside the allocation pool', 'pod_networks', None,
+             ['overlaps the allocation pool'], ['outside every allocation pool'],
+             role_vars=dict(POD_SITE, pod_networks_kubeconfig=kube_broken,
+                            pod_networks_list=[{'network': 'eth-25g', 'range': '10.25.1.0/24'}])),
     ]
 
 

@@ -109,6 +109,10 @@ def kube_tasks():
             'type': 'rdma-shared', 'namespace': NS, 'node_selector': {'hpcops.example/rdma': 'true'},
             'expected_nodes': ['gpu-1', 'ib-1'], 'wait_sleep': 0.2, 'wait_timeout': 20,
             'rdma_resources': [{'name': 'ib', 'vendors': ['15b3'], 'link_types': ['infiniband'], 'hca_max': 16}]}),
+        ('pod network', 'pod_network', {
+            'name': 'eth-25g', 'namespace': NS, 'network': 'eth-25g', 'type': 'macvlan', 'interface': 'eno1',
+            'mtu': 9000, 'subnet': {'cidr': '10.25.0.0/16', 'gateway_ip': '10.25.0.1',
+                                    'allocation_pools': [{'start': '10.25.0.2', 'end': '10.25.191.254'}]}}),
         ('rule delete', 'node_feature_rule', {'name': 'rel-old-rules', 'state': 'absent', 'wait': False}),
         ('validation', 'accelerator_validation', {
             'name': 'rel-cm-check', 'namespace': NS, 'resource': 'nvidia.com/gpu', 'image': 'cuda:12',
@@ -129,7 +133,7 @@ def runs(module_factory, tmp_path_factory):
     base = tmp_path_factory.mktemp('check-mode')
     cloud = module_factory.cloud()
     world = module_factory.kube()
-    components.install_crds(world, ['nfd'])
+    components.install_crds(world, ['nfd', 'multus'])
     components.deploy_kmm(world)
     components.namespace(world, NS)
     for node in ('gpu-1', 'gpu-2'):
@@ -205,7 +209,7 @@ def compare(name, module, check, real):
         if c['summary']['attached'] != r['summary']['attached'] or \
                 c['summary']['detached'] != r['summary']['detached']:
             return 'summaries differ: %s / %s' % (c['summary'], r['summary'])
-    if module in ('node_feature_rule', 'kernel_module', 'device_plugin') and \
+    if module in ('node_feature_rule', 'kernel_module', 'device_plugin', 'pod_network') and \
             c.get('diff', {}).get('after') != r.get('diff', {}).get('after'):
         return 'diffs differ:\n  check %s\n  real  %s' % (c.get('diff', {}).get('after'), r.get('diff', {}).get('after'))
     if module == 'accelerator_validation':

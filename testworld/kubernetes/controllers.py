@@ -25,6 +25,7 @@ import uuid
 import yaml
 
 from testworld.kubernetes import crds, patching, selectors
+from testworld.kubernetes.multus import Multus
 from testworld.kubernetes import scenario as scenario_mod
 from testworld.kubernetes.apiserver import ApiError
 
@@ -195,6 +196,7 @@ class Simulation:
         self._kind_cache = {}
         self._running = False
         self.errors = []
+        self.multus = Multus(self)  # secondary pod networks (multus.py)
         server.listeners.append(self._on_event)
 
     # ------------------------------------------------------------ plumbing
@@ -473,6 +475,7 @@ class Simulation:
             self.reconcile_jobs()
             self.reconcile_kmm()
             self.reconcile_pods()
+            self.multus.release()
             self.reconcile_nodes()
             self.reconcile_nfd()
             if self.server.resource_version == before:
@@ -723,6 +726,9 @@ class Simulation:
         for rule in self.fail_commands:
             if fnmatch.fnmatchcase(node_name, rule.get("node", "*")) and rule.get("match", "") in command:
                 return False, rule.get("message", "command failed on %s" % node_name)
+        traffic = self.multus.command_result(pod, node_name, command)
+        if traffic is not None:
+            return traffic
         if hw is None:
             return True, ""
         lines = []
@@ -793,6 +799,12 @@ class Simulation:
                 new_status["containerStatuses"] = [self._cstatus(c, "waiting", reason="ContainerCreating")
                                                    for c in containers]
                 self.set_status(pod, new_status, "kubelet")
+                continue
+            pod, sandbox_error = self.multus.sandbox(pod, node_name)
+            if sandbox_error:
+                self.set_status(pod, dict(status, phase="Pending", conditions=self._conds(conditions),
+                                          containerStatuses=[self._cstatus(c, "waiting", reason="ContainerCreating")
+                                                             for c in containers]), "kubelet")
                 continue
             if broken:
                 image = broken[0]

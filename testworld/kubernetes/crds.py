@@ -67,6 +67,14 @@ SETS = {
     "network-operator": [
         crd("mellanox.com", "NicClusterPolicy", "nicclusterpolicies", "v1alpha1", scope="Cluster"),
     ],
+    # Multus and whereabouts (the pod_networks role installs its own copies of these)
+    "multus": [
+        crd("k8s.cni.cncf.io", "NetworkAttachmentDefinition", "network-attachment-definitions", "v1", status=False,
+            short_names=("net-attach-def",)),
+        crd("whereabouts.cni.cncf.io", "IPPool", "ippools", "v1alpha1", status=False),
+        crd("whereabouts.cni.cncf.io", "OverlappingRangeIPReservation", "overlappingrangeipreservations", "v1alpha1",
+            status=False),
+    ],
     "nfd-operator": [
         crd("nfd.kubernetes.io", "NodeFeatureDiscovery", "nodefeaturediscoveries", "v1"),
     ],
