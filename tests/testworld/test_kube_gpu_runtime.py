@@ -161,12 +161,14 @@ def test_mig_manager_and_device_plugin_strategies(kube_world):  # noqa: F811
 
 def test_gpu_operator_reports_its_cluster_policy(kube_world_factory):  # noqa: F811
     world = kube_world_factory("kube-gpu-operator.yml")
+    # before NFD has labelled gpu-1 the operator has no GPU node, so "ready" comes with the GPUs only later
+    world.wait_for(lambda: world.allocatable("gpu-1").get("nvidia.com/gpu") == "1", what="GPU", timeout=30)
     policy = world.wait_for(lambda: ((world.get("nvidia.com/v1", "ClusterPolicy", "cluster-policy") or {})
                                      .get("status") or {}).get("state") == "ready"
-                            and world.get("nvidia.com/v1", "ClusterPolicy", "cluster-policy"), what="ready",
-                            timeout=30)
+                            and world.get("nvidia.com/v1", "ClusterPolicy", "cluster-policy"), what="ready")
     assert policy["status"]["namespace"] == "gpu-operator"
-    assert world.allocatable("gpu-1")["nvidia.com/gpu"] == "1"
+    # its driver container loaded the driver, its toolkit configured the runtime its plugin runs with
+    assert "nvidia" in world.sim.hw["gpu-1"].loaded and "nvidia" in world.sim.gpu.handlers["gpu-1"]
     assert "nvidia.com/gpu" not in world.allocatable("cpu-1")
     assert world.node_labels("gpu-1")["nvidia.com/gpu.present"] == "true"
     assert world.get("node.k8s.io/v1", "RuntimeClass", "nvidia")["handler"] == "nvidia"
