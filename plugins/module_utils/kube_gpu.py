@@ -172,6 +172,16 @@ def mig_resources(profile, devices, strategy):
     return {'nvidia.com/mig-%s' % profile: per_gpu}
 
 
+def checks(nodes, assignments, strategy):
+    """[{resource, nodes, expect_output}]: one GPU check per node through what its device plugin advertises."""
+    whole = sorted(n for n in nodes if strategy == 'single' or assignments.get(n) in (None, 'disabled'))
+    out = [{'resource': 'nvidia.com/gpu', 'nodes': whole, 'expect_output': '^GPU 0: '}] if whole else []
+    for profile in sorted(set(p for n, p in assignments.items() if p != 'disabled' and n not in whole)):
+        out.append({'resource': 'nvidia.com/mig-%s' % profile, 'expect_output': 'MIG %s' % profile,
+                    'nodes': sorted(n for n, p in assignments.items() if p == profile and n not in whole)})
+    return out
+
+
 def _labels(name, component):
     return {'app.kubernetes.io/name': name, 'app.kubernetes.io/component': component,
             'app.kubernetes.io/managed-by': 'hpcops.coe'}

@@ -244,6 +244,16 @@ mig_resources:
   returned: state=present
   type: dict
   sample: {gpu-1: {nvidia.com/mig-1g.10gb: 14}}
+checks:
+  description:
+    - What M(hpcops.coe.accelerator_validation) should request on which nodes to check the GPUs through the runtime,
+      with a regular expression C(nvidia-smi -L) must print (MIG nodes under the mixed strategy are checked through
+      their MIG instances).
+  returned: state=present
+  type: list
+  elements: dict
+  sample: [{resource: nvidia.com/gpu, nodes: [gpu-2], expect_output: "^GPU 0: "},
+           {resource: nvidia.com/mig-1g.10gb, nodes: [gpu-1], expect_output: "MIG 1g.10gb"}]
 cluster_policy:
   description: The ClusterPolicy as the API server stores it (I(stack=gpu-operator)).
   returned: stack=gpu-operator
@@ -269,7 +279,7 @@ from ansible_collections.hpcops.coe.plugins.module_utils.kube_deviceplugin impor
     advertised, daemonset_ready, driver_labels, eligible_nodes, node_reasons)
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_gpu import (
     ALL_PROFILES, CLUSTER_POLICY_API, GPU_LABEL, IMAGES, MIG_CONFIG_LABEL, MIG_STATE_LABEL, NODE_API, cluster_policy,
-    cluster_policy_state, mig_assignments, mig_config_name, mig_manager_manifests, mig_node_state, mig_problems,
+    checks, cluster_policy_state, mig_assignments, mig_config_name, mig_manager_manifests, mig_node_state, mig_problems,
     mig_resources, node_gpus, oldest, runtime_class, toolkit_daemonset)
 
 DRIVER_OPTIONS = dict(
@@ -398,6 +408,9 @@ class GpuRuntime(object):
                                 'NodeFeature lists no PCI device of vendor 10de, class 03xx); fix node_selector or '
                                 'expected_nodes' % ', '.join(without))
             problems.extend(mig_problems(assignments, gpus))
+        elif assignments and self.kube.check_mode:
+            self.kube.warnings.append('The GPU models behind the MIG profiles could not be checked: NFD (its NodeFeature '
+                                      'API) is not deployed yet.')
         elif assignments:
             problems.append('MIG profiles need the GPU models of the nodes, from NFD NodeFeature objects, and the '
                             'NodeFeature API (nfd.k8s-sigs.io/v1alpha1) is not served: deploy NFD first')
@@ -425,11 +438,12 @@ class GpuRuntime(object):
         report = dict((n, {'runtime': 'not checked' if self.kube.check_mode else 'ready'}) for n in expected)
         for node, profile in assignments.items():
             report.setdefault(node, {}).update(mig_profile=profile)
-        mig_expect = dict((node, mig_resources(profile, gpus.get(node, []), params['mig_strategy']))
+        mig_expect = dict((node, mig_resources(profile, (gpus or {}).get(node, []), params['mig_strategy']))
                           for node, profile in assignments.items() if profile != 'disabled')
         if params['wait'] and not self.kube.check_mode:
             waited = self.wait_collection(ds['after'], toolkit, expected, assignments, manager, report)
-        self.exit(nodes=report, mig_resources=mig_expect, waited=round(waited, 1))
+        self.exit(nodes=report, mig_resources=mig_expect, checks=checks(expected, assignments, params['mig_strategy']),
+                  waited=round(waited, 1))
 
     def wait_collection(self, ds, toolkit, expected, assignments, manager, report):
         kube, params = self.kube, self.params
@@ -526,7 +540,8 @@ class GpuRuntime(object):
                     '; node(s) without GPUs in their allocatable: %s' % ', '.join(lacking) if lacking else ''),
                     nodes=report, cluster_policy=obj, waited=round(waited, 1))
             result['after'] = obj
-        self.exit(nodes=report, mig_resources={}, cluster_policy=result['after'], waited=round(waited, 1))
+        self.exit(nodes=report, mig_resources={}, checks=checks(expected, {}, 'mixed'), cluster_policy=result['after'],
+                  waited=round(waited, 1))
 
     def remove(self):
         kube, params = self.kube, self.params
