@@ -386,7 +386,7 @@ def node_reasons(kube, ds, expected, patterns, eligible, nodes, drivers=None, wh
         if not patterns and not pod_ready(pod):
             out[node] = 'pod %s is not ready yet' % pod['metadata']['name']
         if patterns and not ok:
-            missing = ', '.join(p for p, c in sorted(counts.items()) if not c) if not served else \
+            missing = ', '.join(p for p, c in sorted(counts.items()) if not c) or \
                 'the expected %s' % ' or '.join(patterns)
             out[node] = ('the plugin runs (pod %s) but the node advertises no %s: its devices do not match the '
                          'plugin configuration (selectors), or their driver is not loaded'
