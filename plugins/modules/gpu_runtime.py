@@ -331,6 +331,7 @@ class GpuRuntime(object):
         self.applied = []
         self.diffs = {'before': {}, 'after': {}}
         self.changed = False
+        self.described = set()
 
     def apply(self, obj):
         result = self.kube.apply(obj)
@@ -361,10 +362,14 @@ class GpuRuntime(object):
         return self.kube.list(CLUSTER_POLICY_API, 'ClusterPolicy')
 
     def gpus(self):
-        """{node: [GPU device IDs]}, or None when NFD's NodeFeature API is not there to tell."""
+        """{node: [GPU device IDs]} of the nodes NFD has described (a node without a NodeFeature yet is not
+        judged), or None when NFD's NodeFeature API is not there to tell."""
         if not self.kube.served(NODEFEATURE_API, 'NodeFeature'):
             return None
-        return node_gpus(self.kube.list(NODEFEATURE_API, 'NodeFeature'))
+        features = self.kube.list(NODEFEATURE_API, 'NodeFeature')
+        self.described = set(((f.get('metadata') or {}).get('labels') or {}).get('nfd.node.kubernetes.io/node-name')
+                             or f['metadata']['name'] for f in features)
+        return node_gpus(features)
 
     # ---------------------------------------------------------------- stacks
 
@@ -402,12 +407,16 @@ class GpuRuntime(object):
         assignments, problems = mig_assignments(params.get('mig'), nodes)
         gpus = self.gpus()
         if gpus is not None:
-            without = sorted(n for n in set(expected) | set(selected) if not gpus.get(n))
+            without = sorted(n for n in set(expected) | set(selected) if n in self.described and not gpus.get(n))
             if without:
                 problems.append('the container toolkit would run on node(s) without an NVIDIA GPU: %s (their NFD '
                                 'NodeFeature lists no PCI device of vendor 10de, class 03xx); fix node_selector or '
                                 'expected_nodes' % ', '.join(without))
-            problems.extend(mig_problems(assignments, gpus))
+            unknown = sorted(n for n in assignments if n not in self.described)
+            if unknown:
+                problems.append('the GPU model of %s is not known yet (no NFD NodeFeature), so its MIG profile cannot '
+                                'be checked: deploy NFD first' % ', '.join(unknown))
+            problems.extend(mig_problems(dict((n, p) for n, p in assignments.items() if n in self.described), gpus))
         elif assignments and self.kube.check_mode:
             self.kube.warnings.append('The GPU models behind the MIG profiles could not be checked: NFD (its NodeFeature '
                                       'API) is not deployed yet.')
