@@ -203,3 +203,45 @@ def test_defaults_fail_on_a_device_label_without_the_device(kube_world):  # noqa
     assert "%s=true must be on exactly the nodes whose NFD NodeFeature shows GPUs (gpu-1, gpu-2)" % GPU_LABEL in msg
     assert "on nodes without the device: cpu-1" in msg
     assert kube_world.get("kmm.sigs.x-k8s.io/v1beta1", "Module", "nvidia", "hpcops-accelerators") is None
+
+
+OPERATOR_PLAYBOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks",
+                                 "accelerators_role_gpu_operator.yml")
+
+
+def test_works_with_an_existing_gpu_operator(kube_world_factory):  # noqa: F811
+    world = kube_world_factory("kube-gpu-operator.yml")
+    # asking for the collection's NVIDIA plugin as well: two owners, refused before anything is written
+    both = run_playbook(world, OPERATOR_PLAYBOOK, extra_vars={"accelerators_device_plugins": [{"type": "nvidia-gpu"}]})
+    assert both.rc != 0
+    failed = both.failed()[0]
+    assert failed["name"] == "One GPU stack at a time"
+    assert "GPU stack is the NVIDIA GPU operator's (a ClusterPolicy exists)" in failed["result"]["msg"]
+    assert "the NVIDIA device plugin" in failed["result"]["msg"]
+    assert real_writes(world) == []
+
+    run = run_playbook(world, OPERATOR_PLAYBOOK)
+    assert run.rc == 0, run.explain()
+    said = run.task("The NVIDIA GPU operator owns the GPU stack")["result"]["msg"]
+    assert "ClusterPolicy cluster-policy" in said and "instead of collection" in said
+    policy = world.get("nvidia.com/v1", "ClusterPolicy", "cluster-policy")
+    assert policy["status"]["state"] == "ready"
+    assert policy["spec"]["dcgmExporter"]["serviceMonitor"] == {"enabled": True}
+    assert policy["spec"]["operator"]["runtimeClass"] == "nvidia"
+    assert world.list("nvidia.com/v1", "ClusterPolicy") == [policy]  # the existing one, never a second
+    # no toolkit, plugin or exporter of the role's own beside the operator's
+    assert [d["metadata"]["name"] for d in world.list("apps/v1", "DaemonSet", "hpcops-accelerators")] == []
+    runtime = run.task("GPU runtime")["result"]
+    assert runtime["stack"] == "gpu-operator" and runtime["nodes"] == {"gpu-1": {"runtime": "ready"}}
+    check = [r for r in run.task("Validate accelerators on every node")["result"]["results"]
+             if r["item"]["name"] == "hpcops-gpu-check"][0]
+    assert check["passed_nodes"] == ["gpu-1"] and check["item"]["runtime_class"] == "nvidia"
+    record = world.get("v1", "ConfigMap", "hpcops-accelerator-validation", "hpcops-accelerators")
+    assert record["data"]["hpcops-gpu-check"] == "nvidia.com/gpu through runtime nvidia: passed on gpu-1"
+    assert world.get("monitoring.coreos.com/v1", "PrometheusRule", "hpcops-gpu-health", "hpcops-accelerators")
+
+    seen = len(world.requests())
+    again = run_playbook(world, OPERATOR_PLAYBOOK)
+    assert again.rc == 0, again.explain()
+    assert again.changed_tasks() == [], again.explain()
+    assert {r["resource"] for r in real_writes(world, seen)} <= {"jobs", "pods"}
