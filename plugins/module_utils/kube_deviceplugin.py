@@ -56,6 +56,11 @@ TYPES = {
         'mount': '/etc/pcidp',
     },
 }
+# Argument spec of the `driver_modules` option (the KMM Modules whose ready labels a DaemonSet waits for)
+DRIVER_OPTIONS = dict(
+    name=dict(type='str', required=True),
+    namespace=dict(type='str'),
+)
 RESOURCE_NAME_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.'
 
 

@@ -307,13 +307,9 @@ diff:
 from ansible_collections.hpcops.coe.plugins.module_utils.kube import (
     Kube, KubeError, argument_spec, name_problem, new_module)
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_deviceplugin import (
-    TYPES, any_of, daemonset_ready, defaults, driver_labels, eligible_nodes, manifests, node_reasons,
+    DRIVER_OPTIONS, TYPES, any_of, daemonset_ready, defaults, driver_labels, eligible_nodes, manifests, node_reasons,
     resources, serves, shown, validate)
 
-DRIVER_OPTIONS = dict(
-    name=dict(type='str', required=True),
-    namespace=dict(type='str'),
-)
 
 RDMA_OPTIONS = dict(
     name=dict(type='str', required=True),

@@ -184,15 +184,11 @@ diff:
 from ansible_collections.hpcops.coe.plugins.module_utils.kube import (
     Kube, KubeError, argument_spec, name_problem, new_module, obj_ref)
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_deviceplugin import (
-    daemonset_ready, driver_labels, eligible_nodes, node_reasons)
+    DRIVER_OPTIONS, daemonset_ready, driver_labels, eligible_nodes, node_reasons)
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_gpu import GPU_LABEL
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_monitoring import (
     DCGM_EXPORTER_IMAGE, RULE_GROUPS, dashboard_configmaps, exporter_manifests, prometheus_rule)
 
-DRIVER_OPTIONS = dict(
-    name=dict(type='str', required=True),
-    namespace=dict(type='str'),
-)
 MONITORING_API = 'monitoring.coreos.com/v1'
 
 

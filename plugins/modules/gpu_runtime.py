@@ -276,16 +276,12 @@ diff:
 from ansible_collections.hpcops.coe.plugins.module_utils.kube import (
     Kube, KubeError, argument_spec, name_problem, new_module, obj_ref, selector_matches)
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_deviceplugin import (
-    advertised, daemonset_ready, driver_labels, eligible_nodes, node_reasons)
+    DRIVER_OPTIONS, advertised, daemonset_ready, driver_labels, eligible_nodes, node_reasons)
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_gpu import (
     ALL_PROFILES, CLUSTER_POLICY_API, GPU_LABEL, IMAGES, MIG_CONFIG_LABEL, MIG_STATE_LABEL, NODE_API, cluster_policy,
     checks, cluster_policy_state, mig_assignments, mig_config_name, mig_manager_manifests, mig_node_state, mig_problems,
     mig_resources, node_gpus, oldest, runtime_class, toolkit_daemonset)
 
-DRIVER_OPTIONS = dict(
-    name=dict(type='str', required=True),
-    namespace=dict(type='str'),
-)
 MIG_OPTIONS = dict(
     profile=dict(type='str', required=True),
     nodegroup=dict(type='str'),
