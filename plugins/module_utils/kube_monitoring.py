@@ -101,9 +101,9 @@ def exporter_manifests(params, node_selector):
                'metadata': {'name': name, 'namespace': ns, 'labels': labels},
                'spec': {'selector': {'app.kubernetes.io/name': name},
                         'ports': [{'name': 'metrics', 'port': DCGM_PORT, 'targetPort': 'metrics'}]}}
+    monitor_labels = _labels(name, 'gpu-metrics', params.get('labels'))
     monitor = {'apiVersion': 'monitoring.coreos.com/v1', 'kind': 'ServiceMonitor',
-               'metadata': {'name': name, 'namespace': ns, 'labels': _labels(name, 'gpu-metrics',
-                                                                              params.get('labels'))},
+               'metadata': {'name': name, 'namespace': ns, 'labels': monitor_labels},
                'spec': {'selector': {'matchLabels': {'app.kubernetes.io/name': name}},
                         'endpoints': [{'port': 'metrics', 'interval': '30s', 'honorLabels': True}]}}
     return [config, daemonset, service, monitor]
@@ -232,8 +232,8 @@ def dashboards():
                                           '{{namespace}}/{{pod}}')], 'none', 0, 32, w=24),
     ])
     link = '{instance=~"$instance"}'
-    rdma = _dashboard('hpcops-rdma-links', 'InfiniBand links', [('instance',
-                                                                   'label_values(node_infiniband_state_id, instance)')], [
+    instances = [('instance', 'label_values(node_infiniband_state_id, instance)')]
+    rdma = _dashboard('hpcops-rdma-links', 'InfiniBand links', instances, [
         _panel(1, 'Port state (4 = ACTIVE)', [('node_infiniband_state_id%s' % link, '{{instance}} {{device}}/{{port}}')],
                'none', 0, 0, kind='stat'),
         _panel(2, 'Physical state (5 = LinkUp)',
