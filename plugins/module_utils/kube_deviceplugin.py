@@ -23,7 +23,7 @@ import fnmatch
 import hashlib
 import json
 
-from ansible_collections.hpcops.coe.plugins.module_utils.kube import selector_matches
+from ansible_collections.hpcops.coe.plugins.module_utils.kube import container_problem, selector_matches
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_kmm import ready_label
 
 CONFIG_HASH_ANNOTATION = 'hpcops.coe/config-hash'
@@ -56,6 +56,11 @@ TYPES = {
         'mount': '/etc/pcidp',
     },
 }
+# Argument spec of the `driver_modules` option (the KMM Modules whose ready labels a DaemonSet waits for)
+DRIVER_OPTIONS = dict(
+    name=dict(type='str', required=True),
+    namespace=dict(type='str'),
+)
 RESOURCE_NAME_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.'
 
 
@@ -120,6 +125,15 @@ def validate(params):
         dupes = sorted(set(n for n in names if names.count(n) > 1))
         if dupes:
             problems.append('%s: resource names must be unique: %s' % (field, ', '.join(dupes)))
+    for node, wanted in sorted((params.get('expected_resources') or {}).items()):
+        if not isinstance(wanted, dict) or not wanted:
+            problems.append('expected_resources[%s] must map resource names to counts, for example '
+                            '{nvidia.com/mig-1g.10gb: 14}' % node)
+            continue
+        for resource, count in sorted(wanted.items()):
+            if '/' not in str(resource) or not str(count).isdigit():
+                problems.append('expected_resources[%s]: %s: %s is not an extended resource name with a count'
+                                % (node, resource, count))
     nvidia = params.get('nvidia') or {}
     if nvidia.get('time_slicing_replicas') is not None and nvidia['time_slicing_replicas'] < 2:
         problems.append('nvidia.time_slicing_replicas must be 2 or more (each GPU is then advertised that many times)')
@@ -131,7 +145,8 @@ def resources(params):
     kind = params['type']
     if kind == 'nvidia-gpu':
         if (params.get('nvidia') or {}).get('mig_strategy') == 'mixed':
-            return ['nvidia.com/mig-*']
+            # GPUs without MIG stay nvidia.com/gpu under the mixed strategy
+            return ['nvidia.com/gpu', 'nvidia.com/mig-*']
         return ['nvidia.com/gpu']
     if kind == 'rdma-shared':
         return ['%s/%s' % (r.get('prefix') or 'rdma', r['name']) for r in params['rdma_resources']]
@@ -196,6 +211,9 @@ def manifests(params):
     container = {'name': d['name'], 'image': d['image'], 'volumeMounts': mounts}
     pod = {'priorityClassName': params.get('priority_class') or 'system-node-critical',
            'nodeSelector': dict(d['node_selector']), 'containers': [container], 'volumes': volumes}
+    if params.get('runtime_class'):
+        # the NVIDIA plugin reads the GPUs through NVML, which only the NVIDIA container runtime injects
+        pod['runtimeClassName'] = params['runtime_class']
     tolerations = list(params.get('tolerations') or [])
     if params['type'] == 'nvidia-gpu':
         container['args'] = ['--config-file=%s/%s' % (kind['mount'], kind['config_key'])]
@@ -270,6 +288,43 @@ def advertised(node, patterns):
     return out
 
 
+def shown(node, patterns, any_pattern=False):
+    """{resource: count} to report for a node: wildcard patterns expanded to the resources they match; with
+    `any_pattern`, only what the node has."""
+    alloc = ((node or {}).get('status') or {}).get('allocatable') or {}
+    out = {}
+    for pattern in patterns:
+        if '*' in pattern:
+            for key in sorted(alloc):
+                if fnmatch.fnmatchcase(key, pattern):
+                    out[key] = advertised(node, [key])[key]
+        else:
+            out[pattern] = advertised(node, [pattern])[pattern]
+    if any_pattern and any(out.values()):
+        out = dict((k, v) for k, v in out.items() if v)
+    return out
+
+
+def any_of(params):
+    """Whether one of the resource patterns is enough on a node (mixed MIG: whole GPUs or MIG instances)."""
+    return params['type'] == 'nvidia-gpu' and (params.get('nvidia') or {}).get('mig_strategy') == 'mixed'
+
+
+def serves(node, patterns, any_pattern=False, wanted=None):
+    """Whether a node advertises what it should: `wanted` {resource: at least}, else the patterns."""
+    if wanted:
+        alloc = ((node or {}).get('status') or {}).get('allocatable') or {}
+        for resource, count in wanted.items():
+            try:
+                if int(str(alloc.get(resource, 0))) < int(count):
+                    return False
+            except ValueError:
+                return False
+        return True
+    counts = advertised(node or {}, patterns).values()
+    return any(counts) if any_pattern else all(counts)
+
+
 def daemonset_ready(ds):
     status = (ds or {}).get('status') or {}
     meta = (ds or {}).get('metadata') or {}
@@ -277,3 +332,68 @@ def daemonset_ready(ds):
     return (desired is not None and status.get('observedGeneration') == meta.get('generation') and
             status.get('numberReady') == desired and (status.get('updatedNumberScheduled') or 0) == desired and
             not status.get('numberUnavailable'))
+
+
+def pod_ready(pod):
+    return any(c.get('type') == 'Ready' and c.get('status') == 'True'
+               for c in ((pod or {}).get('status') or {}).get('conditions') or [])
+
+
+def sandbox_problem(kube, pod):
+    """Why the kubelet cannot create the pod's sandbox (it then stays ContainerCreating), from its events."""
+    if pod_ready(pod):
+        return None
+    for event in reversed(kube.events_for(pod)):
+        if event.startswith('FailedCreatePodSandBox'):
+            return 'sandbox not created: %s' % event
+    return None
+
+
+def node_reasons(kube, ds, expected, patterns, eligible, nodes, drivers=None, what='the plugin', served=None):
+    """{node: why} for every expected node where the DaemonSet's pod is not serving.
+
+    With `patterns` a node also needs those resources in its allocatable; without, a ready pod is enough.
+    `drivers` are the ready labels of the KMM Modules the pods wait for; `served(node name, node)` replaces the
+    check that every pattern shows."""
+    by_name = dict((n['metadata']['name'], n) for n in nodes)
+    pods = kube.list('v1', 'Pod', ds['metadata']['namespace'])
+    uid = ds['metadata'].get('uid')
+    pods = [p for p in pods if any(r.get('uid') == uid for r in p['metadata'].get('ownerReferences') or [])]
+    events = kube.events_for(ds)
+    out = {}
+    for node in expected:
+        counts = advertised(by_name.get(node, {}), patterns)
+        ok = served(node, by_name.get(node, {})) if served else all(counts.values())
+        short = not patterns or not ok
+        if node not in by_name:
+            out[node] = 'no such node'
+            continue
+        if node not in eligible:
+            labels = by_name[node]['metadata'].get('labels') or {}
+            unloaded = sorted(label for label in drivers or {} if label not in labels)
+            if unloaded and short:
+                out[node] = '%s waits for its driver: KMM has not loaded it there (no node label %s)' \
+                    % (what, ', '.join(unloaded))
+            elif not all(counts.values()):
+                out[node] = 'the plugin cannot run there: the node does not match node_selector %s or has a taint ' \
+                            'the pods do not tolerate' % ds['spec']['template']['spec'].get('nodeSelector')
+            continue
+        mine = [p for p in pods if p['spec'].get('nodeName') == node]
+        if not mine:
+            out[node] = 'no pod of %s on the node' % what + ('; DaemonSet events: %s' % events[-1] if events else '')
+            continue
+        pod = mine[-1]
+        problem = container_problem(pod) or sandbox_problem(kube, pod)
+        if problem:
+            log = kube.pod_log(pod['metadata']['namespace'], pod['metadata']['name'], 5).strip()
+            out[node] = 'pod %s: %s%s' % (pod['metadata']['name'], problem, ('; log: %s' % log) if log else '')
+            continue
+        if not patterns and not pod_ready(pod):
+            out[node] = 'pod %s is not ready yet' % pod['metadata']['name']
+        if patterns and not ok:
+            missing = ', '.join(p for p, c in sorted(counts.items()) if not c) or \
+                'the expected %s' % ' or '.join(patterns)
+            out[node] = ('the plugin runs (pod %s) but the node advertises no %s: its devices do not match the '
+                         'plugin configuration (selectors), or their driver is not loaded'
+                         % (pod['metadata']['name'], missing))
+    return out

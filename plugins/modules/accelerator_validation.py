@@ -73,6 +73,12 @@ options:
   service_account:
     description: Service account of the Job pods.
     type: str
+  runtime_class:
+    description:
+      - RuntimeClass of the Job pods. A GPU check needs the NVIDIA container runtime (C(nvidia), see
+        M(hpcops.coe.gpu_runtime)) unless the nodes run it as their default; without it the container gets neither
+        the driver's libraries nor C(nvidia-smi).
+    type: str
   cleanup:
     description: Delete the Jobs and their pods at the end (also when the check failed).
     type: bool
@@ -106,6 +112,17 @@ EXAMPLES = r'''
     image: nvcr.io/nvidia/cuda:12.4.1-base-ubi9
     command: [nvidia-smi, -L]
     expect_output: '^GPU 0: '
+    runtime_class: nvidia
+
+- name: The MIG instances of nodegroup gpu-mig, one per Job
+  hpcops.coe.accelerator_validation:
+    name: mig-check
+    namespace: hpcops-gpu
+    resource: nvidia.com/mig-1g.10gb
+    image: nvcr.io/nvidia/cuda:12.4.1-base-ubi9
+    command: [nvidia-smi, -L]
+    expect_output: 'MIG 1g.10gb'
+    runtime_class: nvidia
 
 - name: InfiniBand devices are visible to pods on the listed nodes
   hpcops.coe.accelerator_validation:
@@ -168,6 +185,8 @@ def job_manifest(params, node):
         pod['imagePullSecrets'] = [{'name': n} for n in params['image_pull_secrets']]
     if params.get('service_account'):
         pod['serviceAccountName'] = params['service_account']
+    if params.get('runtime_class'):
+        pod['runtimeClassName'] = params['runtime_class']
     return {'apiVersion': 'batch/v1', 'kind': 'Job',
             'metadata': {'name': job_name(params['name'], node), 'namespace': params['namespace'], 'labels': labels},
             'spec': {'backoffLimit': 0, 'activeDeadlineSeconds': max(1, params['wait_timeout']),
@@ -224,6 +243,7 @@ def main():
         tolerations=dict(type='list', elements='dict'),
         image_pull_secrets=dict(type='list', elements='str', no_log=False),
         service_account=dict(type='str'),
+        runtime_class=dict(type='str'),
         cleanup=dict(type='bool', default=True),
         field_manager=dict(type='str', default='hpcops.coe'),
         wait_timeout=dict(type='int', default=300),
@@ -232,7 +252,8 @@ def main():
     module = new_module(spec)
     params = module.params
     problems = [p for p in (name_problem(params['name'], 'name', label=True),
-                            name_problem(params['namespace'], 'namespace', label=True)) if p]
+                            name_problem(params['namespace'], 'namespace', label=True),
+                            params['runtime_class'] and name_problem(params['runtime_class'], 'runtime_class')) if p]
     if '/' not in params['resource']:
         problems.append('resource %r is not an extended resource name (vendor-domain/name, such as nvidia.com/gpu or '
                         'rdma/ib)' % params['resource'])

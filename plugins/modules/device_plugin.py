@@ -102,6 +102,18 @@ options:
         and taints).
     type: list
     elements: str
+  expected_resources:
+    description:
+      - Per node, resources that must show in its allocatable with at least the given count, instead of the
+        plugin's resource names; for example the MIG instances C(hpcops.coe.gpu_runtime) returns as
+        C(mig_resources). The nodes are added to I(expected_nodes).
+    type: dict
+  runtime_class:
+    description:
+      - RuntimeClass of the plugin pods. The NVIDIA plugin needs the NVIDIA container runtime (it reads the GPUs
+        through the driver's NVML library, which that runtime injects), so give C(nvidia) unless the nodes run it as
+        their default runtime (see M(hpcops.coe.gpu_runtime)).
+    type: str
   nvidia:
     description: Settings of the NVIDIA plugin.
     type: dict
@@ -293,14 +305,11 @@ diff:
 '''
 
 from ansible_collections.hpcops.coe.plugins.module_utils.kube import (
-    Kube, KubeError, argument_spec, container_problem, name_problem, new_module)
+    Kube, KubeError, argument_spec, name_problem, new_module)
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_deviceplugin import (
-    TYPES, advertised, daemonset_ready, defaults, driver_labels, eligible_nodes, manifests, resources, validate)
+    DRIVER_OPTIONS, TYPES, any_of, daemonset_ready, defaults, driver_labels, eligible_nodes, manifests, node_reasons,
+    resources, serves, shown, validate)
 
-DRIVER_OPTIONS = dict(
-    name=dict(type='str', required=True),
-    namespace=dict(type='str'),
-)
 
 RDMA_OPTIONS = dict(
     name=dict(type='str', required=True),
@@ -330,46 +339,6 @@ NVIDIA_OPTIONS = dict(
 )
 
 
-def reasons(kube, ds, expected, patterns, eligible, nodes, drivers=None):
-    by_name = dict((n['metadata']['name'], n) for n in nodes)
-    pods = kube.list('v1', 'Pod', ds['metadata']['namespace'])
-    uid = ds['metadata'].get('uid')
-    pods = [p for p in pods if any(r.get('uid') == uid for r in p['metadata'].get('ownerReferences') or [])]
-    events = kube.events_for(ds)
-    out = {}
-    for node in expected:
-        counts = advertised(by_name.get(node, {}), patterns)
-        if node not in by_name:
-            out[node] = 'no such node'
-            continue
-        if node not in eligible:
-            labels = by_name[node]['metadata'].get('labels') or {}
-            unloaded = sorted(label for label in drivers or {} if label not in labels)
-            if unloaded and not all(counts.values()):
-                out[node] = 'the plugin waits for its driver: KMM has not loaded it there (no node label %s)' \
-                    % ', '.join(unloaded)
-            elif not all(counts.values()):
-                out[node] = 'the plugin cannot run there: the node does not match node_selector %s or has a taint ' \
-                            'the pods do not tolerate' % ds['spec']['template']['spec'].get('nodeSelector')
-            continue
-        mine = [p for p in pods if p['spec'].get('nodeName') == node]
-        if not mine:
-            out[node] = 'no plugin pod on the node' + ('; DaemonSet events: %s' % events[-1] if events else '')
-            continue
-        pod = mine[-1]
-        problem = container_problem(pod)
-        if problem:
-            log = kube.pod_log(pod['metadata']['namespace'], pod['metadata']['name'], 5).strip()
-            out[node] = 'pod %s: %s%s' % (pod['metadata']['name'], problem, ('; log: %s' % log) if log else '')
-            continue
-        if not all(counts.values()):
-            missing = ', '.join(p for p, c in sorted(counts.items()) if not c)
-            out[node] = ('the plugin runs (pod %s) but the node advertises no %s: its devices do not match the '
-                         'plugin configuration (selectors), or their driver is not loaded'
-                         % (pod['metadata']['name'], missing))
-    return out
-
-
 def main():
     module = new_module(argument_spec(
         type=dict(type='str', required=True, choices=sorted(TYPES)),
@@ -383,13 +352,16 @@ def main():
         priority_class=dict(type='str', default='system-node-critical'),
         config_map_name=dict(type='str'),
         expected_nodes=dict(type='list', elements='str'),
+        expected_resources=dict(type='dict'),
+        runtime_class=dict(type='str'),
         nvidia=dict(type='dict', options=NVIDIA_OPTIONS),
         rdma_resources=dict(type='list', elements='dict', options=RDMA_OPTIONS),
         sriov_resources=dict(type='list', elements='dict', options=SRIOV_OPTIONS),
     ))
     params = module.params
     d = defaults(params)
-    problems = [p for p in (name_problem(d['name']), name_problem(params['namespace'], 'namespace', label=True)) if p]
+    problems = [p for p in (name_problem(d['name']), name_problem(params['namespace'], 'namespace', label=True),
+                            params['runtime_class'] and name_problem(params['runtime_class'], 'runtime_class')) if p]
     if params['state'] == 'present':
         problems.extend(validate(params))
     if problems:
@@ -407,6 +379,12 @@ def main():
         nodes = kube.nodes()
         eligible = eligible_nodes(nodes, daemonset)
         expected = params['expected_nodes'] if params['expected_nodes'] is not None else eligible
+        wanted = params.get('expected_resources') or {}
+        expected = sorted(set(expected) | set(wanted))
+        any_pattern = any_of(params)
+
+        def served(node, node_obj):
+            return serves(node_obj, patterns, any_pattern, wanted.get(node))
         if not expected:
             kube.warnings.append('No node matches node_selector %s, so nothing will advertise %s (are the NFD rules '
                                  'applied%s?)' % (daemonset['spec']['template']['spec']['nodeSelector'],
@@ -424,14 +402,14 @@ def main():
                 current, current_nodes = value
                 by_name = dict((n['metadata']['name'], n) for n in current_nodes)
                 return daemonset_ready(current) and all(
-                    node in by_name and all(advertised(by_name[node], patterns).values()) for node in expected)
+                    node in by_name and served(node, by_name[node]) for node in expected)
 
             ok, last, waited = kube.wait('%s to advertise %s' % (d['name'], ', '.join(patterns)), fetch, done)
             nodes = last[1] if last else kube.nodes()
             if not ok:
                 current = last[0] if last and last[0] else ds['after']
-                why = reasons(kube, current, expected, patterns, eligible_nodes(nodes, daemonset), nodes,
-                              driver_labels(params))
+                why = node_reasons(kube, current, expected, patterns, eligible_nodes(nodes, daemonset), nodes,
+                                   driver_labels(params), served=served)
                 status = (current or {}).get('status') or {}
                 detail = '; '.join('%s: %s' % item for item in sorted(why.items())) or \
                     'DaemonSet not rolled out (%s of %s pods ready)' % (
@@ -440,10 +418,10 @@ def main():
                 kube.fail('%s/%s: %s not available after %.0f s on %d of %d expected node(s): %s' % (
                     params['namespace'], d['name'], ', '.join(patterns), waited, len(why), len(expected), detail),
                     changed=changed, daemonset=current, resources=patterns,
-                    nodes=dict((n, advertised(by_name.get(n, {}), patterns)) for n in expected))
+                    nodes=dict((n, shown(by_name.get(n, {}), patterns, any_pattern)) for n in expected))
         by_name = dict((n['metadata']['name'], n) for n in nodes)
         result = dict(changed=changed, daemonset=ds['after'], config_map=cm['after'], resources=patterns,
-                      nodes=dict((n, advertised(by_name.get(n, {}), patterns)) for n in expected),
+                      nodes=dict((n, shown(by_name.get(n, {}), patterns, any_pattern)) for n in expected),
                       waited=round(waited, 1))
         if module._diff:
             result['diff'] = {'before': {'configmap': cm['diff']['before'], 'daemonset': ds['diff']['before']},

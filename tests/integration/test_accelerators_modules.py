@@ -103,6 +103,8 @@ def test_device_plugin(kube_world):  # noqa: F811
     components.namespace(kube_world, "baseline-ns", privileged=False)
     for node in ("gpu-1", "gpu-2"):
         kube_world.call(kube_world.sim.hw[node].loaded.add, "nvidia")
+        # node images with the NVIDIA container runtime as containerd's default
+        kube_world.call(kube_world.sim.gpu.preinstall, node)
     run = run_playbook(kube_world, playbook("accelerators_device_plugin.yml"))
     assert run.rc == 0, run.explain()
 
@@ -155,6 +157,7 @@ def test_accelerator_validation(kube_world):  # noqa: F811
     components.namespace(kube_world, "hpcops-plugins")
     for node in ("gpu-1", "gpu-2"):
         kube_world.call(kube_world.sim.hw[node].loaded.add, "nvidia")
+        kube_world.call(kube_world.sim.gpu.preinstall, node)
         kube_world.label_node(node, {"hpcops.example/gpu": "true"})
     kube_world.apply({"apiVersion": "apps/v1", "kind": "DaemonSet",
                       "metadata": {"name": "nvidia-device-plugin", "namespace": "hpcops-plugins"},

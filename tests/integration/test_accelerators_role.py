@@ -21,6 +21,8 @@ def real_writes(world, since=0):
 
 def test_rollout_check_mode_rerun_and_kernel_upgrade(kube_world):  # noqa: F811
     world = kube_world
+    # as Magnum's kubelet registers it: gpu-1 is the node of nodegroup gpu-mig
+    world.label_node("gpu-1", {"magnum.openstack.org/nodegroup": "gpu-mig"})
 
     # check mode on a cluster without NFD or KMM: dry runs only, nothing stored
     check = run_playbook(world, PLAYBOOK, check=True)
@@ -43,15 +45,34 @@ def test_rollout_check_mode_rerun_and_kernel_upgrade(kube_world):  # noqa: F811
     module = world.get("kmm.sigs.x-k8s.io/v1beta1", "Module", "nvidia", "hpcops-accelerators")
     assert module["status"]["moduleLoader"] == {"nodesMatchingSelectorNumber": 2, "desiredNumber": 2,
                                                 "availableNumber": 2}
-    assert world.allocatable("gpu-1")["nvidia.com/gpu"] == "2" and world.allocatable("gpu-2")["nvidia.com/gpu"] == "2"
+    # the toolkit gave both GPU nodes the nvidia runtime; gpu-1 is split into 2 x 7 MIG instances of 1g.10gb
+    assert world.get("node.k8s.io/v1", "RuntimeClass", "nvidia")["handler"] == "nvidia"
+    assert set(world.sim.gpu.handlers) == {"gpu-1", "gpu-2"}
+    assert world.node_labels("gpu-1")["nvidia.com/mig.config"] == "all-1g.10gb"
+    assert world.node_labels("gpu-1")["nvidia.com/mig.config.state"] == "success"
+    assert world.allocatable("gpu-1")["nvidia.com/mig-1g.10gb"] == "14" and "nvidia.com/gpu" not in world.allocatable("gpu-1")
+    assert world.allocatable("gpu-2")["nvidia.com/gpu"] == "2"
+    plugin = world.get("apps/v1", "DaemonSet", "nvidia-device-plugin", "hpcops-accelerators")
+    assert plugin["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia"
     assert world.allocatable("ib-1")["rdma/ib"] == "64" and world.allocatable("ib-1")["nvidia.com/mlx_vf"] == "4"
     assert world.allocatable("eth-1")["nvidia.com/mlx_vf"] == "2"
-    gpu_check = [r for r in run.task("Validate accelerators on every node")["result"]["results"]
-                 if r["item"]["name"] == "hpcops-gpu-check"][0]
-    assert gpu_check["passed_nodes"] == ["gpu-1", "gpu-2"]
+    checks = dict((r["item"]["name"], r) for r in run.task("Validate accelerators on every node")["result"]["results"])
+    assert checks["hpcops-gpu-check"]["passed_nodes"] == ["gpu-2"]
+    assert checks["hpcops-mig-1g-10gb"]["passed_nodes"] == ["gpu-1"]
+    assert "MIG 1g.10gb" in checks["hpcops-mig-1g-10gb"]["results"][0]["output"]
     assert world.list("batch/v1", "Job", "hpcops-accelerators") == []
     rule = world.get("monitoring.coreos.com/v1", "PrometheusRule", "hpcops-accelerators", "hpcops-accelerators")
     assert rule["metadata"]["labels"]["release"] == "prometheus"
+    # GPU health: the exporter on both GPU nodes, alerts and dashboards for the Grafana sidecar
+    exporter = world.get("apps/v1", "DaemonSet", "dcgm-exporter", "hpcops-accelerators")
+    assert exporter["status"]["numberReady"] == 2
+    health = world.get("monitoring.coreos.com/v1", "PrometheusRule", "hpcops-gpu-health", "hpcops-accelerators")
+    exprs = " ".join(r["expr"] for g in health["spec"]["groups"] for r in g["rules"])
+    for metric in ("DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "DCGM_FI_DEV_GPU_TEMP",
+                   "node_infiniband_state_id", "kmm-worker-"):
+        assert metric in exprs
+    boards = world.list("v1", "ConfigMap", "hpcops-accelerators", label_selector="grafana_dashboard=1")
+    assert sorted(b["metadata"]["name"] for b in boards) == ["hpcops-gpu-nodes", "hpcops-rdma-links"]
 
     # a rerun changes nothing
     seen = len(world.requests())
@@ -182,3 +203,45 @@ def test_defaults_fail_on_a_device_label_without_the_device(kube_world):  # noqa
     assert "%s=true must be on exactly the nodes whose NFD NodeFeature shows GPUs (gpu-1, gpu-2)" % GPU_LABEL in msg
     assert "on nodes without the device: cpu-1" in msg
     assert kube_world.get("kmm.sigs.x-k8s.io/v1beta1", "Module", "nvidia", "hpcops-accelerators") is None
+
+
+OPERATOR_PLAYBOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "playbooks",
+                                 "accelerators_role_gpu_operator.yml")
+
+
+def test_works_with_an_existing_gpu_operator(kube_world_factory):  # noqa: F811
+    world = kube_world_factory("kube-gpu-operator.yml")
+    # asking for the collection's NVIDIA plugin as well: two owners, refused before anything is written
+    both = run_playbook(world, OPERATOR_PLAYBOOK, extra_vars={"accelerators_device_plugins": [{"type": "nvidia-gpu"}]})
+    assert both.rc != 0
+    failed = both.failed()[0]
+    assert failed["name"] == "One GPU stack at a time"
+    assert "GPU stack is the NVIDIA GPU operator's (a ClusterPolicy exists)" in failed["result"]["msg"]
+    assert "the NVIDIA device plugin" in failed["result"]["msg"]
+    assert real_writes(world) == []
+
+    run = run_playbook(world, OPERATOR_PLAYBOOK)
+    assert run.rc == 0, run.explain()
+    said = run.task("The NVIDIA GPU operator owns the GPU stack")["result"]["msg"]
+    assert "ClusterPolicy cluster-policy" in said and "instead of collection" in said
+    policy = world.get("nvidia.com/v1", "ClusterPolicy", "cluster-policy")
+    assert policy["status"]["state"] == "ready"
+    assert policy["spec"]["dcgmExporter"]["serviceMonitor"] == {"enabled": True}
+    assert policy["spec"]["operator"]["runtimeClass"] == "nvidia"
+    assert world.list("nvidia.com/v1", "ClusterPolicy") == [policy]  # the existing one, never a second
+    # no toolkit, plugin or exporter of the role's own beside the operator's
+    assert [d["metadata"]["name"] for d in world.list("apps/v1", "DaemonSet", "hpcops-accelerators")] == []
+    runtime = run.task("GPU runtime")["result"]
+    assert runtime["stack"] == "gpu-operator" and runtime["nodes"] == {"gpu-1": {"runtime": "ready"}}
+    check = [r for r in run.task("Validate accelerators on every node")["result"]["results"]
+             if r["item"]["name"] == "hpcops-gpu-check"][0]
+    assert check["passed_nodes"] == ["gpu-1"] and check["item"]["runtime_class"] == "nvidia"
+    record = world.get("v1", "ConfigMap", "hpcops-accelerator-validation", "hpcops-accelerators")
+    assert record["data"]["hpcops-gpu-check"] == "nvidia.com/gpu through runtime nvidia: passed on gpu-1"
+    assert world.get("monitoring.coreos.com/v1", "PrometheusRule", "hpcops-gpu-health", "hpcops-accelerators")
+
+    seen = len(world.requests())
+    again = run_playbook(world, OPERATOR_PLAYBOOK)
+    assert again.rc == 0, again.explain()
+    assert again.changed_tasks() == [], again.explain()
+    assert {r["resource"] for r in real_writes(world, seen)} <= {"jobs", "pods"}

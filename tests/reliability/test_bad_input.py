@@ -75,6 +75,8 @@ MODULE_BASE = {
     'kernel_module': {'name': 'rel-nothing', 'namespace': 'no-such-namespace', 'state': 'absent'},
     'device_plugin': {'type': 'nvidia-gpu', 'namespace': 'no-such-namespace', 'state': 'absent'},
     'pod_network': {'name': 'rel-nothing', 'namespace': 'no-such-namespace', 'state': 'absent'},
+    'gpu_runtime': {'namespace': 'no-such-namespace', 'state': 'absent'},
+    'gpu_monitoring': {'namespace': 'no-such-namespace', 'state': 'absent'},
     'accelerator_validation': {'name': 'rel-nothing', 'namespace': 'no-such-namespace',
                                'resource': 'example.com/nothing', 'image': 'none', 'command': ['true']},
     # Below a character device, so the directory can never be created.
@@ -82,7 +84,8 @@ MODULE_BASE = {
     'node_network_info': {'root': '/nonexistent/rel-nothing'},
     'node_mounts': {'root': '/nonexistent/rel-nothing'},
 }
-KUBE_MODULES = ('node_feature_rule', 'kernel_module', 'device_plugin', 'accelerator_validation', 'pod_network')
+KUBE_MODULES = ('node_feature_rule', 'kernel_module', 'device_plugin', 'accelerator_validation', 'pod_network',
+                'gpu_runtime', 'gpu_monitoring')
 
 # A value of the wrong type per type, and the word the error must use for the type.
 WRONG = {'int': ('twelve', 'int'), 'float': ('fast', 'float'), 'bool': ('maybe', 'bool'),
@@ -596,6 +599,26 @@ def kube_cases():
           ['expect_output', 'not a valid regular expression'], []),
         C('validation name with capitals', 'accelerator_validation', dict(check, name='GPU_check'),
           ["'GPU_check'"], ['lower case']),
+        C('runtime MIG profile of no GPU', 'gpu_runtime', {'namespace': NS, 'mig': [{'nodes': ['gpu-2'],
+                                                                                     'profile': '1g.11gb'}]},
+          ["mig[0].profile '1g.11gb'"], ['1g.10gb', 'disabled']),
+        C('runtime MIG profile the GPU model lacks', 'gpu_runtime',
+          {'namespace': NS, 'mig': [{'nodes': ['gpu-2'], 'profile': '1g.10gb'}]},
+          ['gpu-2', '10de:26b9', 'does not support MIG'], ['A100 80GB', 'H100 80GB']),
+        C('runtime MIG profile of another A100', 'gpu_runtime',
+          {'namespace': NS, 'mig': [{'nodes': ['gpu-1'], 'profile': '1g.5gb'}]},
+          ['gpu-1', 'MIG profile 1g.5gb does not exist on the A100 80GB'], ['1g.10gb', '7g.80gb']),
+        C('runtime both stacks asked', 'gpu_runtime', {'namespace': NS, 'gpu_operator': {'driver': False}},
+          ['gpu_operator', 'both stacks'], ['stack=gpu-operator']),
+        C('runtime MIG with the operator', 'gpu_runtime',
+          {'stack': 'gpu-operator', 'mig': [{'nodes': ['gpu-1'], 'profile': '1g.10gb'}]},
+          ['mig applies with stack=collection'], ['nvidia.com/mig.config']),
+        C('runtime toolkit on a node without a GPU', 'gpu_runtime', {'namespace': NS, 'expected_nodes': ['cpu-1']},
+          ['cpu-1', 'without an NVIDIA GPU'], ['node_selector or expected_nodes']),
+        C('runtime class with capitals', 'gpu_runtime', {'namespace': NS, 'runtime_class': 'NVIDIA'},
+          ["'NVIDIA'"], ['lower case']),
+        C('monitoring temperature beyond any GPU', 'gpu_monitoring', {'namespace': NS, 'gpu_temperature_limit': 500},
+          ['gpu_temperature_limit 500'], ['20 to 120']),
         C('validation resource nobody advertises', 'accelerator_validation',
           dict(check, resource='example.com/nothing'), ['example.com/nothing', 'no node advertises'],
           ['device plugin']),
@@ -958,6 +981,13 @@ def kube_world_for_cases(factory):
     components.namespace(world, NS)
     for node in ('gpu-1', 'gpu-2'):
         world.label_node(node, {'hpcops.example/gpu': 'true'})
+    # what nfd-worker reports, for the GPU models behind MIG profiles and nodes without GPUs
+    for node, devices in (('gpu-1', [('0302', '20b5')]), ('gpu-2', [('0302', '26b9')]), ('cpu-1', [('0200', '1592')])):
+        world.apply({'apiVersion': 'nfd.k8s-sigs.io/v1alpha1', 'kind': 'NodeFeature',
+                     'metadata': {'name': node, 'namespace': NS, 'labels': {'nfd.node.kubernetes.io/node-name': node}},
+                     'spec': {'features': {'instances': {'pci.device': {'elements': [
+                         {'attributes': {'class': cls, 'vendor': '10de' if cls.startswith('03') else '8086',
+                                         'device': dev}} for cls, dev in devices]}}}}})
     return world
 
 

@@ -138,6 +138,8 @@ def runs(module_factory, tmp_path_factory):
     components.namespace(world, NS)
     for node in ('gpu-1', 'gpu-2'):
         world.call(world.sim.hw[node].loaded.add, 'nvidia')
+        # node images with the NVIDIA container runtime as containerd's default
+        world.call(world.sim.gpu.preinstall, node)
         world.label_node(node, {'hpcops.example/gpu': 'true'})
     for node in ('gpu-1', 'ib-1'):
         world.label_node(node, {'hpcops.example/rdma': 'true'})

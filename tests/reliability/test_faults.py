@@ -480,6 +480,8 @@ class KubeErrors(Scenario):
         components.namespace(world, NS)
         for node in ('gpu-1', 'gpu-2'):
             world.call(world.sim.hw[node].loaded.add, 'nvidia')
+            # node images with the NVIDIA container runtime as containerd's default
+            world.call(world.sim.gpu.preinstall, node)
             world.label_node(node, {'hpcops.example/gpu': 'true'})
 
     def inject(self):

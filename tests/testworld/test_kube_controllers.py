@@ -219,6 +219,9 @@ def test_kmm_image_that_never_pulls_leaves_a_waiting_worker(kube_world, dyn):  #
 
 
 def test_device_plugins_fill_node_allocatable(kube_world, dyn):  # noqa: F811
+    # node images with the NVIDIA container runtime as containerd's default (see test_kube_gpu_runtime.py)
+    for node in ("gpu-1", "gpu-2"):
+        kube_world.call(kube_world.sim.gpu.preinstall, node)
     install_crds(kube_world, ["kmm"])
     namespace(dyn, "plugins", PRIV)
     ssa(dyn, daemonset("nvidia-device-plugin", "plugins", "nvcr.io/nvidia/k8s-device-plugin:v0.16.2",
@@ -261,6 +264,7 @@ def test_jobs_schedule_on_resources_complete_and_fail(kube_world, dyn):  # noqa:
     api = config.new_client_from_config(config_file=kube_world.kubeconfig)
     batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
     kube_world.call(lambda: kube_world.sim.hw["gpu-1"].loaded.add("nvidia"))
+    kube_world.call(kube_world.sim.gpu.preinstall, "gpu-1")
     namespace(dyn, "plugins", PRIV)
     ssa(dyn, daemonset("nvidia-device-plugin", "plugins", "nvcr.io/nvidia/k8s-device-plugin:v0.16.2",
                        node_selector={"kubernetes.io/hostname": "gpu-1"}))

@@ -28,6 +28,7 @@ from testworld.kubernetes import crds, patching, selectors
 from testworld.kubernetes.multus import Multus
 from testworld.kubernetes import scenario as scenario_mod
 from testworld.kubernetes.apiserver import ApiError
+from testworld.kubernetes.gpu_runtime import GpuRuntime
 
 NFD_PREFIX = "feature.node.kubernetes.io/"
 NFD_DEFAULT_CLASSES = ["03", "0b40", "12"]
@@ -197,6 +198,7 @@ class Simulation:
         self._running = False
         self.errors = []
         self.multus = Multus(self)  # secondary pod networks (multus.py)
+        self.gpu = GpuRuntime(self)  # NVIDIA runtime, MIG manager, GPU operator (gpu_runtime.py)
         server.listeners.append(self._on_event)
 
     # ------------------------------------------------------------ plumbing
@@ -474,6 +476,7 @@ class Simulation:
             self.reconcile_deployments()
             self.reconcile_jobs()
             self.reconcile_kmm()
+            self.gpu.reconcile()
             self.reconcile_pods()
             self.multus.release()
             self.reconcile_nodes()
@@ -592,15 +595,14 @@ class Simulation:
                 if gpus and "nvidia" in hw.loaded:
                     replicas = 1
                     text = self._config_from_volumes(pod, "config.yaml") or self._config_from_volumes(pod, "config")
-                    if text:
-                        try:
-                            cfg = yaml.safe_load(text) or {}
-                            for res in ((cfg.get("sharing") or {}).get("timeSlicing") or {}).get("resources") or []:
-                                if res.get("name") == "nvidia.com/gpu":
-                                    replicas = int(res.get("replicas", 1))
-                        except (yaml.YAMLError, ValueError, AttributeError):
-                            pass
-                    out["nvidia.com/gpu"] = len(gpus) * replicas
+                    cfg = self.gpu.plugin_config(pod, text)
+                    try:
+                        for res in ((cfg.get("sharing") or {}).get("timeSlicing") or {}).get("resources") or []:
+                            if res.get("name") == "nvidia.com/gpu":
+                                replicas = int(res.get("replicas", 1))
+                    except (ValueError, AttributeError):
+                        pass
+                    out.update(self.gpu.gpu_resources(hw, gpus, replicas, cfg))
             elif "rdma-shared-dev-plugin" in image:
                 text = self._config_from_volumes(pod, "config.json")
                 try:
@@ -731,6 +733,9 @@ class Simulation:
             return traffic
         if hw is None:
             return True, ""
+        gpu_result = self.gpu.command_result(pod, node_name, hw)
+        if gpu_result is not None:
+            return gpu_result
         lines = []
         if "nvidia-smi" in command:
             gpus = [d for d in hw.spec.pci if d.vendor == "10de" and d.cls.startswith("03")]
@@ -806,6 +811,8 @@ class Simulation:
                                           containerStatuses=[self._cstatus(c, "waiting", reason="ContainerCreating")
                                                              for c in containers]), "kubelet")
                 continue
+            if self.gpu.hold_sandbox(pod, node_name, status, conditions):
+                continue
             if broken:
                 image = broken[0]
                 reason = "ErrImagePull" if now - started < self.pod_start * 3 else "ImagePullBackOff"
@@ -856,6 +863,9 @@ class Simulation:
         hw = self.hw.get(node_name)
         if hw is None:
             return None
+        gpu_crash = self.gpu.crash_reason(pod, hw)
+        if gpu_crash:
+            return gpu_crash
         for container in pod["spec"].get("containers") or []:
             if "k8s-device-plugin" in container.get("image", ""):
                 gpus = [d for d in hw.spec.pci if d.vendor == "10de" and d.cls.startswith("03")]
@@ -901,6 +911,11 @@ class Simulation:
         labels.update(extra_labels or {})
         level = self._pod_security_level(owner["metadata"]["namespace"])
         violations = psa_violations(spec, level)
+        rejected = self.gpu.admission_error(spec)
+        if rejected:
+            self.event(owner, "FailedCreate", 'Error creating: pods "%s" is forbidden: %s' % (name, rejected),
+                       "Warning", owner["kind"].lower() + "-controller")
+            return None
         if violations:
             self.event(owner, "FailedCreate", 'Error creating: pods "%s" is forbidden: violates PodSecurity "%s:latest": '
                        "%s" % (name, level, ", ".join(violations)), "Warning", owner["kind"].lower() + "-controller")

@@ -33,7 +33,19 @@ def test_nvidia_defaults_and_config():
     assert pod['nodeSelector'] == {'feature.node.kubernetes.io/pci-10de.present': 'true'}
     assert {'key': 'nvidia.com/gpu', 'operator': 'Exists', 'effect': 'NoSchedule'} in pod['tolerations']
     assert dp.resources(p) == ['nvidia.com/gpu']
-    assert dp.resources(params(nvidia={'mig_strategy': 'mixed'})) == ['nvidia.com/mig-*']
+    assert dp.resources(params(nvidia={'mig_strategy': 'mixed'})) == ['nvidia.com/gpu', 'nvidia.com/mig-*']
+    # mixed: a node passes with whole GPUs or MIG instances; expected_resources ask for exact instances
+    mig = {'status': {'allocatable': {'nvidia.com/mig-1g.10gb': '14'}}}
+    whole = {'status': {'allocatable': {'nvidia.com/gpu': '2'}}}
+    patterns = ['nvidia.com/gpu', 'nvidia.com/mig-*']
+    assert dp.serves(mig, patterns, any_pattern=True) and dp.serves(whole, patterns, any_pattern=True)
+    assert not dp.serves(mig, patterns)
+    assert dp.serves(mig, patterns, True, {'nvidia.com/mig-1g.10gb': 14})
+    assert not dp.serves(whole, patterns, True, {'nvidia.com/mig-1g.10gb': 14})
+    assert dp.shown(mig, patterns, any_pattern=True) == {'nvidia.com/mig-1g.10gb': 14}
+    assert dp.shown(whole, ['nvidia.com/gpu']) == {'nvidia.com/gpu': 2}
+    _cm, runtime = dp.manifests(params(runtime_class='nvidia'))
+    assert runtime['spec']['template']['spec']['runtimeClassName'] == 'nvidia'
 
 
 def test_rdma_config():
