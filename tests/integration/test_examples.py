@@ -17,7 +17,6 @@ Examples of one module run in the order written; modules run in ORDER (what crea
 before what reads), and any module not listed runs after them, in its action group's play.
 """
 
-import copy
 import json
 import os
 import shutil
@@ -68,7 +67,6 @@ def scenario():
     """The default cloud, plus what the examples name."""
     with open(os.path.join(REPO, 'testworld', 'scenarios', 'default.yml')) as f:
         data = yaml.safe_load(f)
-    data = copy.deepcopy(data)
     data['name'] = 'examples'
     data['keypairs'].append({'name': 'ops'})
     data['networks'].append({'name': 'hpc-net', 'subnets': [{'name': 'hpc-subnet', 'cidr': '10.30.0.0/16'}]})
