@@ -106,16 +106,15 @@ suite_realservices() {
 }
 suite_packaging() { run_pytest packaging tests/packaging; }
 
+# The whole repository, as .ansible-lint and .yamllint scope it: roles, playbooks, tests and
+# their playbooks, Molecule scenarios, examples, test-world scenarios, galaxy.yml.
 suite_lint() {
-    local targets=()
-    [ -n "$(ls roles 2>/dev/null)" ] && targets+=(roles)
-    [ -n "$(ls playbooks 2>/dev/null)" ] && targets+=(playbooks)
-    if [ ${#targets[@]} -eq 0 ]; then
-        echo "lint: no roles or playbooks yet"
-        return 0
-    fi
-    ansible-lint --profile production --offline "${targets[@]}"
-    record lint ansible-lint-production $?
+    local rc=0
+    ansible-lint --profile production --offline
+    record lint ansible-lint-production $? || rc=1
+    yamllint --strict .
+    record lint yamllint $? || rc=1
+    return "$rc"
 }
 
 # A check that is not a pytest run counts as one test case in the closing line.

@@ -129,7 +129,7 @@ EXAMPLES = r'''
     name: ib-check
     namespace: hpcops-network
     resource: rdma/ib
-    image: registry.example.com/tools/rdma-core:latest
+    image: registry.example.com/tools/rdma-core:50.0
     command: [ibv_devinfo]
     nodes: [gpu-1, ib-1]
 '''

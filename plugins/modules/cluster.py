@@ -188,39 +188,44 @@ EXAMPLES = r'''
 - name: Create a cluster and wait for CREATE_COMPLETE
   hpcops.coe.cluster:
     cloud: mycloud
-    name: hpc-k8s
-    cluster_template: k8s-baremetal-v1.30
+    name: genomics-k8s
+    cluster_template: k8s-capi-v1.30
     keypair: ops
     master_count: 3
     node_count: 4
-    flavor: bm.gpu.a100
-    master_flavor: m1.large
+    flavor: bm.compute
+    master_flavor: bm.compute
     labels:
       kube_tag: v1.30.4
       auto_healing_enabled: true
     create_timeout: 90
     timeout: 5400
 
+- name: Find its workers
+  hpcops.coe.cluster_nodes:
+    cloud: mycloud
+    cluster: genomics-k8s
+    roles: [worker]
+  register: genomics
+
 - name: Shrink to two workers, removing two given servers
   hpcops.coe.cluster:
     cloud: mycloud
-    name: hpc-k8s
+    name: genomics-k8s
     node_count: 2
-    nodes_to_remove:
-      - 3c9e0b44-6f0e-4a0c-8d0e-1f2a3b4c5d6e
-      - 8a7b6c5d-4e3f-4a2b-9c1d-0e9f8a7b6c5d
+    nodes_to_remove: "{{ (genomics.nodes | map(attribute='id') | list)[-2:] }}"
 
 - name: Upgrade to a newer template, two nodes at a time
   hpcops.coe.cluster:
     cloud: mycloud
-    name: hpc-k8s
-    cluster_template: k8s-baremetal-v1.31
+    name: genomics-k8s
+    cluster_template: k8s-capi-v1.31
     max_batch_size: 2
 
 - name: Preview a change
   hpcops.coe.cluster:
     cloud: mycloud
-    name: hpc-k8s
+    name: genomics-k8s
     node_count: 8
   check_mode: true
   diff: true
@@ -229,7 +234,7 @@ EXAMPLES = r'''
 - name: Delete the cluster
   hpcops.coe.cluster:
     cloud: mycloud
-    name: hpc-k8s
+    name: genomics-k8s
     state: absent
 '''
 

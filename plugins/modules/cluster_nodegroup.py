@@ -128,7 +128,7 @@ EXAMPLES = r'''
     cloud: mycloud
     cluster: hpc-k8s
     name: gpu-a100
-    flavor: bm.gpu.a100
+    flavor: bm.gpu
     node_count: 2
     min_node_count: 0
     max_node_count: 8

@@ -63,24 +63,24 @@ extends_documentation_fragment:
 EXAMPLES = r'''
 - name: All nodes of a cluster
   hpcops.coe.cluster_nodes:
-    cloud: hpc
-    cluster: k8s-hpc
+    cloud: mycloud
+    cluster: hpc-k8s
   register: found
 
 - name: Add the workers to the in-memory inventory
   ansible.builtin.add_host:
     name: "{{ item.name }}"
     groups: [k8s_workers]
-    ansible_host: "{{ item.addresses['cluster-net'].fixed[0] }}"
+    ansible_host: "{{ item.addresses['private'].fixed[0] }}"
   loop: "{{ found.nodes | selectattr('role', 'equalto', 'worker') }}"
   loop_control:
     label: "{{ item.name }}"
 
 - name: Only the GPU nodegroup
   hpcops.coe.cluster_nodes:
-    cloud: hpc
-    cluster: k8s-hpc
-    nodegroups: [gpu-a100]
+    cloud: mycloud
+    cluster: legacy-k8s
+    nodegroups: [gpu]
 '''
 
 RETURN = r'''

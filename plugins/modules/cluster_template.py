@@ -165,14 +165,16 @@ attributes:
 '''
 
 EXAMPLES = r'''
-- name: Bare-metal Kubernetes template
+- name: Bare-metal Kubernetes template for a Cluster API driver
   hpcops.coe.cluster_template:
     cloud: mycloud
     name: k8s-baremetal-v1.30
-    image: fedora-coreos-40
-    server_type: bm
-    flavor: bm.gpu.a100
-    master_flavor: m1.large
+    # Current Magnum drivers (Cluster API) boot Ubuntu images whose os_distro is ubuntu
+    # and take server_type vm: the nodes are bare metal because the flavors are Ironic-backed.
+    image: ubuntu-jammy-kube-v1.30.4
+    server_type: vm
+    flavor: bm.compute
+    master_flavor: bm.compute
     external_network: public
     fixed_network: hpc-net
     fixed_subnet: hpc-subnet

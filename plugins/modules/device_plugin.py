@@ -272,6 +272,8 @@ EXAMPLES = r'''
         vendors: ["15b3"]
         devices: ["101e"]
         link_types: [infiniband]
+    # The nodes whose cards have virtual functions enabled; others run the plugin idle.
+    expected_nodes: [ib-1]
 '''
 
 RETURN = r'''

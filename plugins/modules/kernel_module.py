@@ -230,6 +230,7 @@ EXAMPLES = r'''
     container_image: registry.example.com/drivers/nvidia:550.90.07-${KERNEL_FULL_VERSION}
     kernel_mappings:
       - literal: 5.14.0-427.13.1.el9_4.x86_64
+      - literal: 5.14.0-503.11.1.el9_5.x86_64
   check_mode: true
 '''
 

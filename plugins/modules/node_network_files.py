@@ -101,7 +101,19 @@ EXAMPLES = r'''
     directory: /etc/NetworkManager/system-connections
     directory_mode: "0700"
     mode: "0600"
-    files: "{{ keyfiles }}"
+    files:
+      - name: 50-hpcops-ib-100g.nmconnection
+        content: |
+          [connection]
+          id=hpcops-ib-100g
+          type=infiniband
+          interface-name=ib0
+          [infiniband]
+          mtu=4092
+          transport-mode=datagram
+          [ipv4]
+          method=manual
+          address1=10.100.0.21/16
     prune:
       - 50-hpcops-*.nmconnection
 '''

@@ -45,9 +45,9 @@ EXAMPLES = r'''
   ansible.builtin.debug:
     msg: "{{ node_net.links | selectattr('type', 'equalto', 32) | map(attribute='name') | list }}"
 
-- name: Read a node image unpacked under /srv/images/gpu-node
+- name: Read the installed system from a rescue boot, mounted under /mnt/sysimage
   hpcops.coe.node_network_info:
-    root: /srv/images/gpu-node
+    root: /mnt/sysimage
 '''
 
 RETURN = r'''

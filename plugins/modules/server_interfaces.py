@@ -241,23 +241,24 @@ notes:
 EXAMPLES = r'''
 - name: Give every worker of a cluster its 25G and InfiniBand networks
   hpcops.coe.server_interfaces:
-    cloud: hpc
-    cluster: genomics-k8s
+    cloud: mycloud
+    cluster: hpc-k8s
     interfaces:
       - network: eth-25g
         mtu: 9000
       - network: ib-100g
         physical_network: ib
+    # Ironic ports are admin-only: the NICs the bare-metal flavor has besides the boot NIC.
     physical_nics:
-      - physical_network: eth25
-        count: 2
+      - physical_network: physnet25g
+        count: 1
       - physical_network: ib
         count: 1
   register: attached
 
 - name: A fixed address and an SR-IOV port on one server
   hpcops.coe.server_interfaces:
-    cloud: hpc
+    cloud: mycloud
     servers: [login-0]
     interfaces:
       - network: eth-10g
@@ -268,7 +269,7 @@ EXAMPLES = r'''
 
 - name: Per-server addresses
   hpcops.coe.server_interfaces:
-    cloud: hpc
+    cloud: mycloud
     servers: [node-0, node-1]
     interfaces:
       - network: storage
@@ -276,29 +277,35 @@ EXAMPLES = r'''
           node-0: 10.20.0.10
           node-1: 10.20.0.11
 
-- name: Attach ports created elsewhere
+- name: A port created elsewhere
+  openstack.cloud.port:
+    cloud: mycloud
+    name: node-0-scratch
+    network: eth-10g
+
+- name: Attach it
   hpcops.coe.server_interfaces:
-    cloud: hpc
+    cloud: mycloud
     servers: [node-0]
     interfaces:
-      - port: node-0-storage
+      - port: node-0-scratch
 
-- name: Make the extra networks exactly these two
+- name: Make the extra networks of the workers group exactly these two
   hpcops.coe.server_interfaces:
-    cloud: hpc
+    cloud: mycloud
     servers: "{{ groups['workers'] }}"
     state: exact
     interfaces:
       - network: eth-25g
       - network: ib-100g
 
-- name: Remove the 10G network again
+- name: Remove the 25G network again
   hpcops.coe.server_interfaces:
-    cloud: hpc
+    cloud: mycloud
     servers: "{{ groups['workers'] }}"
     state: absent
     interfaces:
-      - network: eth-10g
+      - network: eth-25g
 '''
 
 RETURN = r'''

@@ -85,8 +85,8 @@ extends_documentation_fragment:
 EXAMPLES = r'''
 - name: Read the stack of a Heat-driver cluster and its servers
   hpcops.coe.stack_facts:
-    cloud: hpc
-    cluster: k8s-hpc
+    cloud: mycloud
+    cluster: legacy-k8s
     nested_depth: 2
     resource_types: [OS::Nova::Server]
   register: stack
@@ -95,16 +95,16 @@ EXAMPLES = r'''
   ansible.builtin.debug:
     msg: "{{ stack.stack.outputs.api_address }} {{ stack.stack.outputs.kube_masters }}"
 
-- name: Any stack, by name, without resources
+- name: Any stack, by name or ID, without resources
   hpcops.coe.stack_facts:
-    cloud: hpc
-    stack: my-app
+    cloud: mycloud
+    stack: "{{ stack.stack.name }}"
     resources: false
 
 - name: The stack of a non-default nodegroup
   hpcops.coe.stack_facts:
-    cloud: hpc
-    cluster: k8s-hpc
+    cloud: mycloud
+    cluster: legacy-k8s
     nodegroup: gpu
     nested_depth: 2
     resource_names: [kube-minion]

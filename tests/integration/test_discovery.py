@@ -59,7 +59,7 @@ def test_modules_on_every_kind_of_cluster(world, playbook):
     run = playbook(PLAYBOOK, env=sim.env())
     run.assert_ok()
 
-    heat = run.task('heat nodes')
+    heat = run.task('Heat nodes')
     assert heat['changed'] is False
     assert heat['cluster']['driver'] == 'heat' and heat['cluster']['status'] == 'CREATE_COMPLETE'
     assert heat['nodegroups'] == ['default-master', 'default-worker', 'gpu']
@@ -74,45 +74,45 @@ def test_modules_on_every_kind_of_cluster(world, playbook):
     assert worker['flavor'] == 'bm.compute' and worker['status'] == 'ACTIVE' and worker['driver'] == 'heat'
     assert heat['nodes'][3]['flavor'] == 'bm.gpu'
 
-    capi = run.task('capi nodes')
+    capi = run.task('Capi nodes')
     capi_b = world['capi_b']
     assert capi['cluster']['driver'] == 'capi' and capi['cluster']['stack_id'] == capi_b
     assert Counter((n['role'], n['nodegroup']) for n in capi['nodes']) == Counter({
         ('master', 'default-master'): 1, ('worker', 'default-worker'): 2, ('worker', 'gpu'): 1,
         ('worker', 'gpu-a100'): 2})
     assert all(n['name'].startswith(capi_b + '-') for n in capi['nodes'])
-    every_name = [n['name'] for task in ('heat nodes', 'capi nodes') for n in run.task(task)['nodes']]
+    every_name = [n['name'] for task in ('Heat nodes', 'Capi nodes') for n in run.task(task)['nodes']]
     for stranger in world['look_alikes'] + ['login-1', 'heat-a-scratch-node-0', 'kube-zz9zz-default-worker-aaaaa-bbbbb']:
         assert stranger not in every_name
 
-    gpu = run.task('capi gpu-a100 workers')
+    gpu = run.task('Capi gpu-a100 workers')
     assert [(n['role'], n['nodegroup']) for n in gpu['nodes']] == [('worker', 'gpu-a100')] * 2
 
-    building = run.task('building nodes')
+    building = run.task('Building nodes')
     assert building['cluster']['status'] == 'CREATE_IN_PROGRESS'
     assert sorted(n['role'] for n in building['nodes']) == ['master', 'worker']
     assert all(n['status'] in ('BUILD', 'ACTIVE') for n in building['nodes'])
 
-    checked = run.task('capi nodes in check mode')
+    checked = run.task('Capi nodes in check mode')
     assert checked['changed'] is False and len(checked['nodes']) == 2
 
-    heat_stack = run.task('heat stack')
+    heat_stack = run.task('Heat stack')
     assert heat_stack['stack']['name'] == stack and heat_stack['stack']['status'] == 'CREATE_COMPLETE'
     assert 'api_address' in heat_stack['stack']['outputs']
     assert sorted(r['name'] for r in heat_stack['resources']) == ['kube-master', 'kube-minion', 'kube-minion']
     assert sorted(r['physical_id'] for r in heat_stack['resources']) == sorted(n['id'] for n in heat['nodes'][:3])
     assert heat_stack['cluster']['driver'] == 'heat'
 
-    gpu_stack = run.task('gpu nodegroup stack')
+    gpu_stack = run.task('Gpu nodegroup stack')
     assert gpu_stack['stack']['name'].startswith('heat-a-gpu-')
     assert [r['physical_id'] for r in gpu_stack['resources']] == [heat['nodes'][3]['id']]
 
-    groups = run.task('heat stack groups by name')
+    groups = run.task('Heat stack groups by name')
     assert sorted(r['name'] for r in groups['resources']) == ['kube_masters', 'kube_minions']
     assert set(r['type'] for r in groups['resources']) == {'OS::Heat::ResourceGroup'}
     assert groups['stack']['outputs'] == {}
 
-    capi_stack = run.task('capi stack')
+    capi_stack = run.task('Capi stack')
     assert capi_stack['stack'] is None and capi_stack['resources'] == []
     assert capi_stack['cluster'] == {'id': capi['cluster']['id'], 'name': 'capi-b', 'status': 'CREATE_COMPLETE',
                                      'driver': 'capi', 'stack_id': capi_b}
@@ -125,11 +125,11 @@ def test_modules_on_every_kind_of_cluster(world, playbook):
 
     # Bad input fails naming the input and the valid choices.
     for task, expected in (
-            ('unknown cluster', ["cluster 'no-such-cluster' does not exist", 'building, capi-b, capi-c, heat-a']),
-            ('unknown nodegroup', ['nodegroups gpu-h100 do not exist', 'default-master, default-worker, gpu, gpu-a100']),
-            ('unknown role', ['roles', 'master, worker']),
-            ('unknown stack nodegroup', ["nodegroup 'gpu-h100' does not exist", 'default-master, default-worker, gpu']),
-            ('negative depth', ['nested_depth must be 0 or more, got -1'])):
+            ('Unknown cluster', ["cluster 'no-such-cluster' does not exist", 'building, capi-b, capi-c, heat-a']),
+            ('Unknown nodegroup', ['nodegroups gpu-h100 do not exist', 'default-master, default-worker, gpu, gpu-a100']),
+            ('Unknown role', ['roles', 'master, worker']),
+            ('Unknown stack nodegroup', ["nodegroup 'gpu-h100' does not exist", 'default-master, default-worker, gpu']),
+            ('Negative depth', ['nested_depth must be 0 or more, got -1'])):
         entry = run.entry(task)
         assert entry['status'] == 'failed', entry
         for text in expected:

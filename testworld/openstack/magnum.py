@@ -46,6 +46,10 @@ _GREEK = ("alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", 
 NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_.-]*$")
 
 
+# Which simulated driver serves a template that names none (image os_distro -> driver).
+DRIVER_BY_DISTRO = {"fedora-coreos": "heat", "ubuntu": "capi", "flatcar": "capi", "rockylinux": "capi"}
+
+
 class Template:
     def __init__(self, **kw):
         self.__dict__.update(kw)
@@ -252,7 +256,10 @@ class Magnum(Service):
         if not name and t.driver:
             d = t.driver.lower()
             name = "capi" if ("capi" in d or "cluster_api" in d or "cluster-api" in d) else "heat"
-        name = name or self.default_driver
+        if not name:
+            # Magnum picks the driver that declares the (server_type, os_distro, coe) triple: the
+            # Heat driver only Fedora CoreOS, the Cluster API drivers Ubuntu, Flatcar and Rocky.
+            name = DRIVER_BY_DISTRO.get(t.cluster_distro) or self.default_driver
         if name not in self.drivers:
             raise ApiError(400, "Cluster type (%s, %s, %s) not supported." % (t.server_type, t.cluster_distro, t.coe))
         return self.drivers[name]
