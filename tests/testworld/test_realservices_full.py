@@ -201,7 +201,8 @@ def test_cluster_create_resize_and_delete_with_machines_in_real_nova(tier, conn,
     cli(tier, 'coe', 'cluster', 'create', '--cluster-template', template, '--keypair', 'hpc-key',
         '--master-count', '1', '--node-count', '2', name)
     shown = wait_for(lambda: cluster_status(tier, name, ('CREATE_COMPLETE',)), what='CREATE_COMPLETE')
-    stack_id = shown['stack_id']
+    # openstacksdk shows stack_id (the openstack CLI does not).
+    stack_id = conn.container_infrastructure_management.get_cluster(shown['uuid']).stack_id
     assert stack_id.startswith('kube-') and len(stack_id) == 10
     found = machines(conn, stack_id)
     masters = [s for s in found.values() if s.name.startswith(stack_id + '-control-plane-')]

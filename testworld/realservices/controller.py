@@ -482,6 +482,7 @@ class RealServices:
         if full_scenario is not None:
             full.allocate(state, _free_ports)
             state['physical_networks'] = full.physical_networks(full_scenario)
+            state['quotas'] = full_scenario.get('quotas') or {}
             full.write_configuration(self, state, _ini, _write)
 
         # Two chains side by side while RabbitMQ boots: Keystone's database, keys and bootstrap,

@@ -66,13 +66,14 @@ class CapiTestDriver(driver.Driver):
 
     @staticmethod
     def _nova(context):
+        """Magnum's compute client: openstacksdk's compute proxy on the context's session."""
         return clients.OpenStackClients(context).nova()
 
     @staticmethod
     def _servers(nova, cluster):
         """The cluster's machines, as Nova lists them (admin: every project, then the cluster's)."""
-        opts = {'all_tenants': True, 'project_id': cluster.project_id, 'name': '^%s-' % cluster.stack_id}
-        return [s for s in nova.servers.list(search_opts=opts, detailed=True)
+        return [s for s in nova.servers(details=True, all_projects=True, project_id=cluster.project_id,
+                                        name='^%s-' % cluster.stack_id)
                 if s.name.startswith(cluster.stack_id + '-')]
 
     @staticmethod
@@ -100,68 +101,47 @@ class CapiTestDriver(driver.Driver):
             labels.update(nodegroup.labels or {})
         return labels
 
-    def _find_flavor(self, nova, flavor):
-        try:
-            return nova.flavors.get(flavor).id
-        except Exception:  # pylint: disable=broad-except
-            return nova.flavors.find(name=flavor).id
-
     @staticmethod
     def _find_image(context, image):
-        glance = clients.OpenStackClients(context).glance()
-        try:
-            return glance.images.get(image)['id']
-        except Exception:  # pylint: disable=broad-except
-            found = list(glance.images.list(filters={'name': image}))
-            if not found:
-                raise
-            return found[0]['id']
+        return clients.OpenStackClients(context).glance().find_image(image, ignore_missing=False).id
 
     def _network(self, context, cluster):
         """The cluster's fixed network, else its own (made once, as Cluster API makes one)."""
         neutron = clients.OpenStackClients(context).neutron()
-        wanted = cluster.fixed_network
-        if wanted:
-            nets = neutron.list_networks(id=wanted)['networks'] or neutron.list_networks(name=wanted)['networks']
-            if not nets:
-                raise ValueError('fixed network %s not found' % wanted)
-            return nets[0]['id']
+        if cluster.fixed_network:
+            return neutron.find_network(cluster.fixed_network, ignore_missing=False).id
         name = NETWORK_PREFIX + cluster.stack_id
-        nets = neutron.list_networks(name=name)['networks']
-        if nets:
-            return nets[0]['id']
-        net = neutron.create_network({'network': {'name': name}})['network']
-        neutron.create_subnet({'subnet': {'network_id': net['id'], 'ip_version': 4, 'name': name,
-                                          'cidr': (cluster.labels or {}).get('fixed_subnet_cidr', '10.0.0.0/24')}})
-        return net['id']
+        found = neutron.find_network(name)
+        if found is not None:
+            return found.id
+        net = neutron.create_network(name=name)
+        neutron.create_subnet(network_id=net.id, ip_version=4, name=name,
+                              cidr=(cluster.labels or {}).get('fixed_subnet_cidr', '10.0.0.0/24'))
+        return net.id
 
     def _boot(self, context, cluster, nodegroup, count, image=None):
         if count <= 0:
             return []
         nova = self._nova(context)
-        flavor = self._find_flavor(nova, nodegroup.flavor_id or (
-            cluster.master_flavor_id if nodegroup.role == 'master' else cluster.flavor_id))
+        flavor = nova.find_flavor(nodegroup.flavor_id or (
+            cluster.master_flavor_id if nodegroup.role == 'master' else cluster.flavor_id), ignore_missing=False).id
         image_id = self._find_image(context, image or nodegroup.image_id)
         network = self._network(context, cluster)
         gen = _chars(5)
         made = []
         for _ in range(count):
             name = '%s-%s-%s-%s' % (cluster.stack_id, _part(nodegroup), gen, _chars(5))
-            kwargs = {'nics': [{'net-id': network}],
-                      'meta': {'magnum_cluster': cluster.uuid, 'magnum_nodegroup': nodegroup.name}}
+            kwargs = {'networks': [{'uuid': network}],
+                      'metadata': {'magnum_cluster': cluster.uuid, 'magnum_nodegroup': nodegroup.name}}
             if cluster.keypair:
                 kwargs['key_name'] = cluster.keypair
-            made.append(nova.servers.create(name, image_id, flavor, **kwargs).id)
+            made.append(nova.create_server(name=name, image_id=image_id, flavor_id=flavor, **kwargs).id)
         return made
 
     @staticmethod
     def _delete_servers(nova, servers):
         for server in servers:
-            try:
-                nova.servers.delete(server)
-            except Exception as exc:  # pylint: disable=broad-except
-                if getattr(exc, 'code', None) != 404:
-                    raise
+            nova.delete_server(server, ignore_missing=True)
 
     # ------------------------------------------------------------------ cluster operations
 
@@ -184,14 +164,14 @@ class CapiTestDriver(driver.Driver):
     def _resize(self, context, cluster, nodegroup, node_count, nodes_to_remove):
         nova = self._nova(context)
         members = self._members(self._servers(nova, cluster), cluster, self._nodegroups(context, cluster), nodegroup)
-        members = [s for s in members if getattr(s, 'OS-EXT-STS:task_state', None) != 'deleting']
+        members = [s for s in members if s.task_state != 'deleting']
         if node_count > len(members):
             self._boot(context, cluster, nodegroup, node_count - len(members))
             return
         excess = len(members) - node_count
         chosen = [s for s in members if s.id in nodes_to_remove or s.name in nodes_to_remove][:excess]
         # Then the newest machines, as a MachineDeployment scaled down without a hint.
-        rest = sorted((s for s in members if s not in chosen), key=lambda s: s.created, reverse=True)
+        rest = sorted((s for s in members if s not in chosen), key=lambda s: s.created_at, reverse=True)
         chosen += rest[:excess - len(chosen)]
         self._delete_servers(nova, chosen)
 
@@ -282,10 +262,10 @@ class CapiTestDriver(driver.Driver):
             failed = [s for s in members if s.status == 'ERROR']
             if failed:
                 reason = '%s failed: machine %s is in ERROR: %s' % (
-                    action, failed[0].name, (getattr(failed[0], 'fault', None) or {}).get('message', 'unknown'))
+                    action, failed[0].name, (failed[0].fault or {}).get('message', 'unknown'))
                 self._finish(cluster, nodegroups, action, 'FAILED', reason, ng)
                 return
-            live = [s for s in members if getattr(s, 'OS-EXT-STS:task_state', None) != 'deleting']
+            live = [s for s in members if s.task_state != 'deleting']
             if len(members) != ng.node_count or any(s.status != 'ACTIVE' for s in live):
                 done = False
             elif ng.status.endswith('_IN_PROGRESS'):
@@ -308,8 +288,7 @@ class CapiTestDriver(driver.Driver):
 
     def _delete_network(self, context, cluster):
         neutron = clients.OpenStackClients(context).neutron()
-        for net in neutron.list_networks(name=NETWORK_PREFIX + cluster.stack_id,
-                                         project_id=cluster.project_id)['networks']:
-            for port in neutron.list_ports(network_id=net['id'])['ports']:
-                neutron.delete_port(port['id'])
-            neutron.delete_network(net['id'])
+        for net in neutron.networks(name=NETWORK_PREFIX + cluster.stack_id, project_id=cluster.project_id):
+            for port in neutron.ports(network_id=net.id):
+                neutron.delete_port(port, ignore_missing=True)
+            neutron.delete_network(net, ignore_missing=True)
