@@ -13,7 +13,6 @@ Standard library only, as the controller. Services run from the services virtual
 """
 
 import contextlib
-import json
 import os
 import secrets
 import shutil
@@ -504,7 +503,3 @@ def memory(svc, names):
                 pass
         out[name] = {'pss_mb': round(pss / 1024), 'rss_mb': round(rss / 1024)}
     return out
-
-
-def figures_json(state, mem):
-    return json.dumps({'cold_start_seconds': state.get('service_timings'), 'memory_mb': mem})
