@@ -5,7 +5,7 @@ help:
 	@echo "make demo        run playbooks/site.yml end to end on the simulated cloud and print what it built"
 	@echo "make test        every suite: sanity, units, test world, integration, lint, molecule"
 	@echo "make test-quick  units, test world and integration only (for iterating)"
-	@echo "make sanity | units | testworld | integration | realservices | reliability | packaging | lint | molecule | changelog   one suite"
+	@echo "make sanity | units | testworld | integration | realservices | realservices-full | reliability | packaging | lint | molecule | changelog   one suite"
 	@echo "make bench       the benchmarks (print figures)"
 	@echo "make build       ansible-galaxy collection build"
 
@@ -18,7 +18,7 @@ test:
 test-quick:
 	@bash tools/test.sh quick
 
-sanity units testworld integration realservices reliability packaging lint molecule changelog:
+sanity units testworld integration realservices realservices-full reliability packaging lint molecule changelog:
 	@bash tools/test.sh $@
 
 bench:

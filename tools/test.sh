@@ -82,7 +82,10 @@ run_pytest() { # name, dir, pytest options...
 }
 
 # test_realservices.py belongs to the real-services suite (it needs their installation).
-suite_testworld() { run_pytest testworld tests/testworld -n 2 --ignore tests/testworld/test_realservices.py; }
+suite_testworld() {
+    run_pytest testworld tests/testworld -n 2 --ignore tests/testworld/test_realservices.py \
+        --ignore tests/testworld/test_realservices_full.py
+}
 # The integration tests mostly wait on simulated clouds, so more workers than cores pay off.
 suite_integration() { bash tests/integration/setup-glusterfs.sh; run_pytest integration tests/integration -n 4; }
 # --dist loadfile: the expensive module-scoped fixtures (fault scenarios, races, check-mode runs)
@@ -103,6 +106,13 @@ suite_realservices() {
         tests/testworld/test_realservices.py || rc=1
     run_pytest realservices tests/integration -n 2 -p testworld.realservices.pytest_plugin -m realservices || rc=1
     return "$rc"
+}
+# The full real tier (Placement, Nova, Neutron and Magnum besides Keystone and Heat; about 1.5 GB
+# and a minute and a half to start): on demand only (`tools/test.sh realservices-full`), not in `all`.
+suite_realservices_full() {
+    bash testworld/realservices/setup.sh full || return 1
+    pytest -p testworld.pytest_plugin -q -ra --durations=10 --junitxml="$results/realservices-full.xml" \
+        tests/testworld/test_realservices_full.py
 }
 suite_packaging() { run_pytest packaging tests/packaging; }
 
@@ -162,13 +172,13 @@ lane() {
     local s rc
     for s in "$@"; do
         start=$(date +%s)
-        "suite_$s" >"$logs/$s.log" 2>&1
+        "suite_${s//-/_}" >"$logs/$s.log" 2>&1
         rc=$?
         echo "$rc $(( $(date +%s) - start ))" >"$logs/$s.status"
     done
 }
 
-suites="sanity units changelog lint testworld integration realservices reliability packaging molecule"
+suites="sanity units changelog lint testworld integration realservices realservices-full reliability packaging molecule"
 case "${1:-all}" in
     all)   lanes=("sanity units changelog lint reliability molecule" "testworld integration realservices packaging") ;;
     quick) lanes=("units" "testworld integration") ;;

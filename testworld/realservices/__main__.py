@@ -19,7 +19,10 @@ def main(argv=None):
     parser.add_argument('--sim-url', help='base URL of a simulated cloud already running: its services join the real catalog')
     parser.add_argument('--catalog', action='append', default=[], metavar='TYPE=URL',
                         help='register-sim/start: override the URL of one simulated service type')
-    parser.add_argument('--timeout', type=float, default=180, help='start: seconds to wait for health')
+    parser.add_argument('--tier', choices=('basic', 'full'), default='basic',
+                        help='start: basic (Keystone and Heat) or full (also Placement, Nova, Neutron and Magnum, '
+                             'on --scenario, default "default")')
+    parser.add_argument('--timeout', type=float, default=240, help='start: seconds to wait for health')
     parser.add_argument('--keep', action='store_true', help='stop: keep the state directory (logs)')
     args = parser.parse_args(argv)
     services = RealServices(args.state_dir)
@@ -27,7 +30,7 @@ def main(argv=None):
     try:
         if args.command == 'start':
             state = services.start(scenario=args.scenario, sim_url=args.sim_url, timeout=args.timeout,
-                                   sim_python=args.sim_python)
+                                   sim_python=args.sim_python, tier=args.tier)
             if catalog and state.get('sim_url'):
                 state = services.register_sim(state['sim_url'], catalog)
             print(json.dumps(summary(state)), flush=True)

@@ -28,6 +28,8 @@ import time
 import urllib.error
 import urllib.request
 
+from testworld.realservices import full
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 DEFAULT_VENV = os.path.join(REPO, '.cache', 'realservices', 'venv')
@@ -91,9 +93,17 @@ def venv_dir():
     return os.environ.get('HPCOPS_REALSERVICES_VENV') or DEFAULT_VENV
 
 
-def is_installed(venv=None):
+TIERS = ('basic', 'full')
+
+
+def is_installed(venv=None, tier='basic'):
     venv = venv or venv_dir()
-    needed = [os.path.join(venv, 'bin', n) for n in ('uwsgi', 'keystone-manage', 'heat-engine', 'heat-manage')]
+    names = ['uwsgi', 'keystone-manage', 'heat-engine', 'heat-manage']
+    if tier == 'full':
+        names += ['nova-manage', 'placement-manage', 'neutron-db-manage', 'magnum-db-manage']
+    needed = [os.path.join(venv, 'bin', n) for n in names]
+    if tier == 'full' and not os.path.isfile(os.path.join(venv, 'testworld-full.installed')):
+        return False
     return all(os.access(p, os.X_OK) for p in needed) and os.access(RABBITMQ_SERVER, os.X_OK) and shutil.which('epmd') is not None
 
 
@@ -166,10 +176,12 @@ class Http:
     def __init__(self, timeout=30):
         self.timeout = timeout
 
-    def request(self, method, url, body=None, token=None, expect=(200, 201, 204)):
+    def request(self, method, url, body=None, token=None, expect=(200, 201, 202, 204), headers=None):
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(url, data=data, method=method)
         req.add_header('Accept', 'application/json')
+        for name, value in (headers or {}).items():
+            req.add_header(name, value)
         if data is not None:
             req.add_header('Content-Type', 'application/json')
         if token:
@@ -215,8 +227,14 @@ class RealServices:
 
     # ------------------------------------------------------------------ public API
 
-    def start(self, scenario=None, sim_url=None, identity=None, timeout=180, sim_python=None):
+    def start(self, scenario=None, sim_url=None, identity=None, timeout=180, sim_python=None, tier='basic'):
         """Start everything, or return the set already running there; returns the state dict.
+
+        ``tier='full'`` adds a real Placement, Nova (fake virt driver), Neutron (ML2 with the
+        agentless driver) and Magnum (the Cluster-API-like test driver), which replace the
+        simulator's compute, network and container-infra in the catalog (the simulator keeps
+        Glance); it needs a scenario, whose flavors, keypairs, networks and subnets are loaded
+        into them (``full.py``).
 
         ``scenario`` (a simulator scenario: name, path or dict) makes this the second tier of
         the test world: the scenario's identity section becomes real Keystone projects, users
@@ -226,11 +244,16 @@ class RealServices:
         are registered in the real catalog. ``sim_url`` registers a simulator already running.
         ``identity`` (same format) is who to create when there is no scenario.
         """
-        if not is_installed(self.venv):
-            raise RealServicesError('real services are not installed: run testworld/realservices/setup.sh')
+        if tier not in TIERS:
+            raise RealServicesError('tier must be one of %s, not %r' % (', '.join(TIERS), tier))
+        if not is_installed(self.venv, tier):
+            raise RealServicesError('real services are not installed: run testworld/realservices/setup.sh%s'
+                                    % (' full' if tier == 'full' else ''))
+        if tier == 'full' and scenario is None:
+            scenario = 'default'
         state = self.read_state()
         if state is not None:
-            if self.healthy(state):
+            if self.healthy(state) and state.get('tier', 'basic') == tier:
                 if sim_url and state.get('sim_url') != sim_url.rstrip('/'):
                     state = self.register_sim(sim_url)
                 return state
@@ -244,12 +267,15 @@ class RealServices:
         for sub in ('logs', 'pids', 'fernet-keys', 'credential-keys', 'rabbitmq', 'lock'):
             os.makedirs(self.path(sub), exist_ok=True)
         try:
-            state = self._start(timeout, identity)
+            state = self._start(timeout, identity, scn if tier == 'full' else None)
             self._save(state)
             if scn is not None:
                 state = self._start_sim(state, scn, sim_python, timeout)
             elif sim_url:
                 state = self.register_sim(sim_url)
+            if tier == 'full':
+                full.finish(self, state, scn, time.monotonic() + timeout, self._marker(state, began))
+                state['memory_mb'] = full.memory(self, self._process_names(state))
             state['cold_start_seconds'] = round(time.monotonic() - began, 1)
             self._save(state)
             return state
@@ -264,6 +290,10 @@ class RealServices:
         # start() made the scenario's identity already.
         # Its real stacks go with the rest of the state directory at stop().
         scn = dict(scn, identity=state['identity'], real_services=dict(self._bridge_settings(state), cleanup=False))
+        if state.get('tier') == 'full':
+            # The real Nova, Neutron and Magnum hold the servers and clusters: the simulator serves
+            # Glance (its images) and nothing of its own besides.
+            scn = {k: v for k, v in scn.items() if k not in ('clusters', 'servers', 'cluster_templates')}
         scenario_file = os.path.join(sim_dir, 'scenario.json')
         _write(scenario_file, json.dumps(scn, indent=1) + '\n', 0o600)
         env = {'PYTHONPATH': REPO}
@@ -326,8 +356,13 @@ class RealServices:
         except (OSError, ValueError):
             return None
 
+    @staticmethod
+    def _process_names(state):
+        return (('epmd', 'rabbitmq', 'keystone', 'heat-api', 'heat-engine') + (('sim',) if state.get('sim') else ())
+                + (full.PROCESSES if state.get('tier') == 'full' else ()))
+
     def healthy(self, state):
-        for name in ('epmd', 'rabbitmq', 'keystone', 'heat-api', 'heat-engine') + (('sim',) if state.get('sim') else ()):
+        for name in self._process_names(state):
             pid, started = self._read_pid(self.path('pids', name + '.pid'))
             if not pid or _proc_start_time(pid) != started:
                 return False
@@ -360,6 +395,9 @@ class RealServices:
             urls.setdefault('identity', ks)
             urls.setdefault('orchestration', state['heat_url'])
         names = dict(SIM_SERVICES, identity=('keystone', ''), orchestration=('heat', ''))
+        for stype in state.get('real_catalog') or {}:
+            # The full tier's real services keep their place in the catalog.
+            urls.pop(stype, None)
         for stype, url in urls.items():
             service_id = self._ensure_service(ks, token, stype, names.get(stype, (stype, ''))[0])
             body = self.http.request('GET', '%s/endpoints?service_id=%s&region_id=%s' % (ks, service_id, region),
@@ -411,7 +449,15 @@ class RealServices:
 
     # ------------------------------------------------------------------ start, step by step
 
-    def _start(self, timeout, identity):
+    @staticmethod
+    def _marker(state, began):
+        timings = state.setdefault('timings', {})
+
+        def mark(phase):
+            timings[phase] = round(time.monotonic() - began, 1)
+        return mark
+
+    def _start(self, timeout, identity, full_scenario=None):
         ks_port, heat_port, amqp_port, dist_port, epmd_port = _free_ports(5)
         secret = {k: secrets.token_hex(16) for k in ('admin', 'heat', 'sim')}
         state = {
@@ -425,15 +471,19 @@ class RealServices:
             'cloud': CLOUD,
             'clouds_yaml': self.path('clouds.yaml'),
             'passwords': secret,
+            'tier': 'full' if full_scenario is not None else 'basic',
         }
         self._write_keystone_conf(state)
         self._write_heat_conf(state)
         deadline = time.monotonic() + timeout
         began = time.monotonic()
-        timings = state['timings'] = {}
-
-        def mark(phase):
-            timings[phase] = round(time.monotonic() - began, 1)
+        state['timings'] = {}
+        mark = self._marker(state, began)
+        if full_scenario is not None:
+            full.allocate(state, _free_ports)
+            state['physical_networks'] = full.physical_networks(full_scenario)
+            state['quotas'] = full_scenario.get('quotas') or {}
+            full.write_configuration(self, state, _ini, _write)
 
         # Two chains side by side while RabbitMQ boots: Keystone's database, keys and bootstrap,
         # then its server; Heat's database, then heat-engine and heat-api (which reconnect
@@ -442,6 +492,8 @@ class RealServices:
         errors = []
         chains = [threading.Thread(target=self._guard, args=(errors, self._keystone_chain, state, mark)),
                   threading.Thread(target=self._guard, args=(errors, self._heat_chain, state, mark))]
+        if full_scenario is not None:
+            chains.append(threading.Thread(target=self._guard, args=(errors, full.prepare, self, state, mark)))
         for t in chains:
             t.start()
         for t in chains:
@@ -453,6 +505,8 @@ class RealServices:
         self._provision_keystone(state, identity or default_identity())
         self._write_clouds_yaml(state)
         mark('keystone_provisioned')
+        if full_scenario is not None:
+            full.launch_compute(self, state, mark)
         self._wait('heat-api', lambda: self._get_ok(state['heat_base_url'] + '/healthcheck'), deadline, 'heat-api')
         mark('heat_api_ready')
         self._wait('RabbitMQ', lambda: _amqp_ready(amqp_port), deadline, 'rabbitmq')
@@ -629,6 +683,12 @@ class RealServices:
         for interface in ('public', 'internal'):
             req('POST', ks + '/endpoints', {'endpoint': {'service_id': heat_service, 'interface': interface,
                                                          'url': state['heat_url'], 'region_id': REGION}}, token=token)
+        if state.get('tier') == 'full':
+            state['service_project_id'] = service
+            full.register(self, state, req, token,
+                          lambda name, password: ensure('user', 'users', {'name': name, 'password': password,
+                                                                          'domain_id': 'default'}),
+                          grant, self._ensure_service)
 
         state.update({
             'service_project_id': service,
@@ -772,6 +832,10 @@ class RealServices:
     def _admin_token(self, state):
         return self._token(state, KEYSTONE_ADMIN, state['passwords']['admin'], system=True)
 
+    def _admin_project_token(self, state):
+        """Keystone's administrator on its own project: what Nova's and Neutron's admin APIs take."""
+        return self._token(state, KEYSTONE_ADMIN, state['passwords']['admin'], KEYSTONE_ADMIN)
+
     # ------------------------------------------------------------------ processes
 
     def _spawn(self, name, argv, env=None, cwd=None):
@@ -867,8 +931,9 @@ class RealServices:
 
 def summary(state):
     """The JSON line ``start`` prints: where things are, without the passwords."""
-    keys = ('keystone_url', 'heat_url', 'heat_base_url', 'rabbit_url', 'clouds_yaml', 'cloud', 'region', 'state_dir',
-            'project_id', 'sim_url', 'cold_start_seconds')
+    keys = ('tier', 'keystone_url', 'heat_url', 'heat_base_url', 'rabbit_url', 'clouds_yaml', 'cloud', 'region',
+            'state_dir', 'project_id', 'sim_url', 'real_catalog', 'cold_start_seconds', 'timings', 'service_timings',
+            'memory_mb')
     out = {k: state.get(k) for k in keys if state.get(k) is not None}
     out['state_file'] = os.path.join(state['state_dir'], 'state.json')
     return out

@@ -10,7 +10,9 @@ the stack fails. Taking the write lock at BEGIN makes such transactions queue in
 (each waits up to the connection's timeout). Production Heat uses MySQL, where this does
 not arise.
 
-Run by path with the services virtualenv's interpreter; standard library only.
+Run by path with the services virtualenv's interpreter; standard library only. Imported as
+a module (uWSGI's ``--import sqlite_immediate`` with this directory on its Python path), it
+patches the process it is imported into.
 """
 
 import importlib
@@ -42,6 +44,10 @@ def _immediate_connect(*args, **kwargs):
     return _connect(*args, **kwargs)
 
 
+def install():
+    sqlite3.connect = sqlite3.dbapi2.connect = _immediate_connect
+
+
 def main():
     if len(sys.argv) < 3 or ':' not in sys.argv[2]:
         sys.exit('usage: sqlite_immediate.py PROG MODULE:FUNCTION [ARGS...]')
@@ -49,7 +55,7 @@ def main():
     # Run by path, this directory heads sys.path: keep its modules out of the service's way.
     if sys.path and sys.path[0] == __file__.rsplit('/', 1)[0]:
         del sys.path[0]
-    sqlite3.connect = sqlite3.dbapi2.connect = _immediate_connect
+    install()
     module, function = target.split(':', 1)
     sys.argv = [prog] + sys.argv[3:]
     return getattr(importlib.import_module(module), function)()
@@ -57,3 +63,5 @@ def main():
 
 if __name__ == '__main__':
     sys.exit(main())
+else:
+    install()
