@@ -24,7 +24,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import yaml
+import json
 
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_deviceplugin import CONFIG_HASH_ANNOTATION, config_hash
 
@@ -86,7 +86,8 @@ def mig_parted_config(profiles):
         per_gpu = max(entry['profiles'].get(profile, 0) for entry in MIG_MODELS)
         configs[mig_config_name(profile)] = [{'devices': 'all', 'mig-enabled': True,
                                               'mig-devices': {profile: per_gpu}}]
-    return yaml.safe_dump({'version': 'v1', 'mig-configs': configs}, default_flow_style=False, sort_keys=True)
+    # JSON is YAML: the MIG manager reads it, and no YAML library is needed on the controller.
+    return json.dumps({'version': 'v1', 'mig-configs': configs}, indent=2, sort_keys=True)
 
 
 def node_gpus(nodefeatures):

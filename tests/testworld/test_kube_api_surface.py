@@ -65,8 +65,8 @@ def test_scale_subresource_reads_and_writes_replicas(api, kind):
 def test_discovery_advertises_only_served_subresources(api):
     resources = {r.name: r for r in client.AppsV1Api(api).get_api_resources().resources}
     scale = resources["deployments/scale"]
-    assert (scale.kind, scale.group, scale.version, sorted(scale.verbs)) == ("Scale", "autoscaling", "v1",
-                                                                            ["get", "patch", "update"])
+    wanted = ("Scale", "autoscaling", "v1", ["get", "patch", "update"])
+    assert (scale.kind, scale.group, scale.version, sorted(scale.verbs)) == wanted
     assert "daemonsets/scale" not in resources
     core = {r.name: r for r in client.CoreV1Api(api).get_api_resources().resources}
     assert (core["pods/eviction"].kind, core["pods/eviction"].group, core["pods/eviction"].verbs) == \
@@ -78,8 +78,11 @@ def test_discovery_advertises_only_served_subresources(api):
 def test_eviction_honours_pod_disruption_budgets(world, api):
     apps, core, policy = client.AppsV1Api(api), client.CoreV1Api(api), client.PolicyV1Api(api)
     apps.create_namespaced_deployment("default", workload("Deployment", replicas=2))
-    world.wait_for(lambda: (apps.read_namespaced_deployment("web", "default").status.ready_replicas or 0) == 2,
-                   timeout=30, what="two ready replicas")
+    def ready_replicas():
+        status = apps.read_namespaced_deployment("web", "default").status
+        return (status.ready_replicas if status else 0) or 0
+
+    world.wait_for(lambda: ready_replicas() == 2, timeout=30, what="two ready replicas")
     policy.create_namespaced_pod_disruption_budget("default", {
         "metadata": {"name": "web"}, "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}})
     pod = core.list_namespaced_pod("default", label_selector="app=web").items[0].metadata.name

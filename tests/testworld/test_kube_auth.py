@@ -81,8 +81,8 @@ def test_token_without_rights_is_forbidden_until_rbac_grants_them(world, tmp_pat
         "metadata": {"name": "read-config"},
         "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}]})
     rbac.create_namespaced_role_binding("default", {
-        "metadata": {"name": "readers"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                                      "name": "read-config"},
+        "metadata": {"name": "readers"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read-config"},
         "subjects": [{"kind": "Group", "name": "readers", "apiGroup": "rbac.authorization.k8s.io"}]})
     assert reader.list_namespaced_config_map("default").kind == "ConfigMapList"
     # the Role is namespaced and grants reads only

@@ -63,9 +63,9 @@ def test_builtin_unknown_fields_follow_field_validation(world):
     status, body, warnings = post(world, path, deployment("warned", bogus=1))
     assert status == 201 and "bogus" not in body["spec"]
     assert warnings == ['299 - "unknown field \\"spec.bogus\\""']
-    status, body, _ = post(world, path, deployment("ignored", bogus=1), "?fieldValidation=Ignore")
+    status, body, _headers = post(world, path, deployment("ignored", bogus=1), "?fieldValidation=Ignore")
     assert status == 201 and "bogus" not in body["spec"]
-    status, body, _ = post(world, path, deployment("strict", bogus=1), "?fieldValidation=Strict")
+    status, body, _headers = post(world, path, deployment("strict", bogus=1), "?fieldValidation=Strict")
     assert status == 400 and body["message"] == 'strict decoding error: unknown field "spec.bogus"'
     assert world.get("apps/v1", "Deployment", "strict", "default") is None
 
@@ -108,7 +108,7 @@ def test_custom_resources_follow_their_crd_schema(world, dyn):
     assert err.value.status == 422 and body["reason"] == "Invalid"
     assert {(c["field"], c["reason"]) for c in body["details"]["causes"]} == {
         ("spec.size", "FieldValueTypeInvalid"), ("spec.colour", "FieldValueNotSupported")}
-    status, body, _ = post(world, "/apis/example.com/v1/namespaces/default/widgets",
+    status, body, _headers = post(world, "/apis/example.com/v1/namespaces/default/widgets",
                            {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "s"},
                             "spec": {"size": 1, "unknown": True}}, "?fieldValidation=Strict")
     assert status == 400 and body["message"] == "strict decoding error: .spec.unknown: field not declared in schema"

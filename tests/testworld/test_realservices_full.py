@@ -80,8 +80,8 @@ def wait_for(predicate, timeout=CLUSTER_TIMEOUT, interval=1.0, what='condition')
 
 def cluster_status(tier, name, wanted):
     shown = cli_json(tier, 'coe', 'cluster', 'show', name)
-    assert not shown['status'].endswith('_FAILED') or shown['status'] in wanted, (shown['status'],
-                                                                                     shown['status_reason'])
+    why = (shown['status'], shown['status_reason'])
+    assert not shown['status'].endswith('_FAILED') or shown['status'] in wanted, why
     return shown if shown['status'] in wanted else None
 
 
@@ -152,7 +152,7 @@ def test_baremetal_port_binds_with_vif_type_other(tier, conn):
 def test_attach_and_detach_an_interface_through_nova_and_neutron(tier, conn, server):
     cli(tier, 'server', 'add', 'network', server.id, 'eth-25g')
     net = conn.network.find_network('eth-25g')
-    attached = wait_for(lambda: [p for p in conn.network.ports(device_id=server.id, network_id=net.id)],
+    attached = wait_for(lambda: list(conn.network.ports(device_id=server.id, network_id=net.id)),
                         timeout=60, what='the attached port')
     assert attached[0].binding_vif_type == 'ovs'
     assert attached[0].fixed_ips[0]['ip_address'].startswith('10.25.')
@@ -176,8 +176,11 @@ def test_large_flavor_gives_no_valid_host(conn):
                                       flavor_id=conn.compute.find_flavor('bm.compute').id,
                                       networks=[{'uuid': conn.network.find_network('private').id}])
     try:
-        failed = wait_for(lambda: (lambda s: s if s.status == 'ERROR' else None)(conn.compute.get_server(made.id)),
-                          timeout=120, what='ERROR')
+        def in_error():
+            server = conn.compute.get_server(made.id)
+            return server if server.status == 'ERROR' else None
+
+        failed = wait_for(in_error, timeout=120, what='ERROR')
         assert 'No valid host' in failed.fault['message']
     finally:
         conn.compute.delete_server(made)

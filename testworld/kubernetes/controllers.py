@@ -1316,6 +1316,7 @@ class Simulation:
             hw = self.hw.get(name)
             if hw is None or name not in workers:
                 continue
+
             def inputs(node_now, published_rv):
                 return _hash(cluster_inputs + [hw.kernel, sorted(hw.loaded), published_rv,
                                                node_now["metadata"].get("labels"),

@@ -248,13 +248,14 @@ class Multus:
             nad = self.sim.get(NAD_API, "NetworkAttachmentDefinition", ns, name) \
                 if self.sim.k(NAD_API, "NetworkAttachmentDefinition") else None
             if nad is None:
-                return pod, self._refuse(pod, "Multus: [%s/%s/%s]: error loading k8s delegates k8s args: "
-                                              "TryLoadPodDelegates: error in getting k8s network for pod: "
-                                              "GetNetworkDelegates: failed getting the delegate: getKubernetesDelegate:"
-                                              " cannot find a network-attachment-definition (%s) in namespace (%s): "
-                                              "network-attachment-definitions.k8s.cni.cncf.io \"%s\" not found"
-                                     % (pod["metadata"]["namespace"], pod["metadata"]["name"], pod["metadata"]["uid"],
-                                        name, ns, name))
+                message = ("Multus: [%s/%s/%s]: error loading k8s delegates k8s args: "
+                           "TryLoadPodDelegates: error in getting k8s network for pod: "
+                           "GetNetworkDelegates: failed getting the delegate: getKubernetesDelegate:"
+                           " cannot find a network-attachment-definition (%s) in namespace (%s): "
+                           "network-attachment-definitions.k8s.cni.cncf.io \"%s\" not found"
+                           % (pod["metadata"]["namespace"], pod["metadata"]["name"], pod["metadata"]["uid"],
+                              name, ns, name))
+                return pod, self._refuse(pod, message)
             try:
                 config = json.loads((nad.get("spec") or {}).get("config") or "{}")
             except ValueError:

@@ -48,7 +48,7 @@ OPERATIONS = {
 
 
 def _chars(n):
-    return ''.join(random.choice(string.ascii_lowercase + string.digits) for _ in range(n))
+    return ''.join(random.choice(string.ascii_lowercase + string.digits) for _i in range(n))
 
 
 def _part(nodegroup):
@@ -129,7 +129,7 @@ class CapiTestDriver(driver.Driver):
         network = self._network(context, cluster)
         gen = _chars(5)
         made = []
-        for _ in range(count):
+        for _i in range(count):
             name = '%s-%s-%s-%s' % (cluster.stack_id, _part(nodegroup), gen, _chars(5))
             kwargs = {'networks': [{'uuid': network}],
                       'metadata': {'magnum_cluster': cluster.uuid, 'magnum_nodegroup': nodegroup.name}}
