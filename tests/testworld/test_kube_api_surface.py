@@ -78,6 +78,7 @@ def test_discovery_advertises_only_served_subresources(api):
 def test_eviction_honours_pod_disruption_budgets(world, api):
     apps, core, policy = client.AppsV1Api(api), client.CoreV1Api(api), client.PolicyV1Api(api)
     apps.create_namespaced_deployment("default", workload("Deployment", replicas=2))
+
     def ready_replicas():
         status = apps.read_namespaced_deployment("web", "default").status
         return (status.ready_replicas if status else 0) or 0

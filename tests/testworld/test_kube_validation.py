@@ -108,9 +108,10 @@ def test_custom_resources_follow_their_crd_schema(world, dyn):
     assert err.value.status == 422 and body["reason"] == "Invalid"
     assert {(c["field"], c["reason"]) for c in body["details"]["causes"]} == {
         ("spec.size", "FieldValueTypeInvalid"), ("spec.colour", "FieldValueNotSupported")}
-    status, body, _headers = post(world, "/apis/example.com/v1/namespaces/default/widgets",
-                           {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "s"},
-                            "spec": {"size": 1, "unknown": True}}, "?fieldValidation=Strict")
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "s"},
+              "spec": {"size": 1, "unknown": True}}
+    status, body, _headers = post(world, "/apis/example.com/v1/namespaces/default/widgets", widget,
+                                  "?fieldValidation=Strict")
     assert status == 400 and body["message"] == "strict decoding error: .spec.unknown: field not declared in schema"
 
 
