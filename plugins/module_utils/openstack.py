@@ -727,6 +727,10 @@ class CoeOpenStackModule(OpenStackModule):
         """Record that this run has just created cluster `uuid` (see get_cluster)."""
         self._created_clusters[uuid] = time.monotonic()
 
+    def not_yet_seen(self, uuid):
+        """Whether this run created cluster `uuid` and has not read it back yet."""
+        return uuid in self._created_clusters
+
     def get_cluster(self, ident, missing_ok=True):
         """The detailed cluster, or None once it is gone (404).
 

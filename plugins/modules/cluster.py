@@ -462,7 +462,8 @@ class ClusterModule(CoeOpenStackModule):
             fetch=lambda: self.get_cluster(uuid),
             is_done=done,
             is_failed=failed,
-            status_of=lambda c: 'gone' if c is None else mg.field(c, 'status'),
+            status_of=lambda c: mg.field(c, 'status') if c is not None else (
+                'not visible yet' if self.not_yet_seen(uuid) else 'gone'),
             timeout=timeout)
 
     def settle(self, cluster, why):
@@ -662,6 +663,12 @@ class ClusterModule(CoeOpenStackModule):
             failed=lambda c: c is None or mg.status_family(mg.field(c, 'status')) == mg.FAILED)
         if err is None:
             return cluster
+        if cluster is None and self.not_yet_seen(uuid):
+            # The wait ended inside Magnum's window between the 202 and the stored row.
+            self.fail_json(msg="Timed out after %.0f s waiting for cluster '%s' (%s) to be created; Magnum accepted "
+                               "it but does not show it yet (CREATE_IN_PROGRESS). Magnum keeps working on it: rerun "
+                               "to keep waiting, or raise timeout." % (err.elapsed, name, uuid),
+                           plan=self.plan, waited=self.waited())
         if cluster is None:
             self.fail_json(msg="Cluster '%s' (%s) disappeared while it was being created" % (name, uuid),
                            plan=self.plan, waited=self.waited())

@@ -21,6 +21,8 @@ import textwrap
 
 import pytest
 
+from testworld import ansible_run
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CALLBACK_NAME = 'hpcops_results'
@@ -240,8 +242,8 @@ def run_playbook(playbook, extravars=None, env=None, check=False, diff=False, wo
         cmd.append('-' + 'v' * verbosity)
     full_env = ansible_env(workdir, env)
     full_env['HPCOPS_RESULTS_FILE'] = results_file
-    proc = subprocess.run(cmd, env=full_env, cwd=workdir, capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    proc = ansible_run.run(cmd, env=full_env, cwd=workdir, capture_output=True, text=True, timeout=timeout,
+                           check=False)
     results = []
     with open(results_file) as f:
         for line in f:

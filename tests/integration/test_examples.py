@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from conftest import REPO, ansible_env, run_playbook
+from testworld import ansible_run
 from testworld.kubernetes import components
 from testworld.kubernetes.pytest_fixtures import kube_world_factory  # noqa: F401 pylint: disable=unused-import
 
@@ -191,8 +192,8 @@ def run_node_examples(blocks, workdir):
     if probe.returncode != 0:
         pytest.skip('no unprivileged mount namespaces here (%s): node-side examples need a private /etc'
                     % probe.stderr.strip())
-    proc = subprocess.run(['unshare', '-Urm', 'sh', '-c', script], env=env, cwd=str(workdir), capture_output=True,
-                          text=True, timeout=600, check=False)
+    proc = ansible_run.run(['unshare', '-Urm', 'sh', '-c', script], env=env, cwd=str(workdir), capture_output=True,
+                           text=True, timeout=600, check=False)
     records = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
     failed = [r for r in records if r['status'] in ('failed', 'unreachable') and not r['ignore_errors']]
     assert proc.returncode == 0 and not failed, (proc.stdout[-4000:], proc.stderr[-2000:])

@@ -17,6 +17,8 @@ import openstack.config
 import openstack.connection
 import pytest
 
+from testworld import ansible_run
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCENARIO = os.path.join(HERE, 'scenarios', 'interfaces.yml')
 SITE = os.path.join(HERE, 'playbooks', 'networks', 'site.yml')
@@ -361,8 +363,8 @@ def test_with_the_clusters_inventory(sim_cloud_factory, tmp_path):
     cmd = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', str(inventory),
            WITH_INVENTORY, '-e', '@' + str(extravars)]
     for attempt in range(2):
-        proc = subprocess.run(cmd, env=env, cwd=str(tmp_path), capture_output=True, text=True, check=False,
-                              timeout=600)
+        proc = ansible_run.run(cmd, env=env, cwd=str(tmp_path), capture_output=True, text=True, check=False,
+                               timeout=600)
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
         recap = proc.stdout[proc.stdout.rindex('PLAY RECAP'):]
         changed = [line.split()[0] for line in recap.splitlines()[1:] if 'changed=' in line

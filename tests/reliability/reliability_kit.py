@@ -27,6 +27,8 @@ import time
 import urllib.error
 import urllib.request
 
+from testworld import ansible_run
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CALLBACKS = os.path.join(REPO, 'testworld', 'kubernetes', 'callback_plugins')
 CLOUD = 'hpcops-sim'
@@ -311,8 +313,8 @@ def run_playbook(playbook, workdir, openstack=None, kube=None, extravars=None, c
     cmd, full_env, results, log_path = _prepare(playbook, workdir, openstack, kube, extravars, check, diff,
                                                 verbosity, log, env, tags)
     started = time.monotonic()
-    proc = subprocess.run(cmd, env=full_env, cwd=workdir, capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    proc = ansible_run.run(cmd, env=full_env, cwd=workdir, capture_output=True, text=True, timeout=timeout,
+                           check=False)
     return _collect(cmd, proc.returncode, proc.stdout, proc.stderr, results, log_path, time.monotonic() - started)
 
 
@@ -322,12 +324,32 @@ class Started(object):
     def __init__(self, playbook, workdir, **options):
         self.workdir = workdir
         self.cmd, env, self.results, self.log_path = _prepare(playbook, workdir, **options)
+        self.env = env
         self.out = open(os.path.join(workdir, 'stdout.txt'), 'w+')
         self.err = open(os.path.join(workdir, 'stderr.txt'), 'w+')
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(self.cmd, env=env, cwd=workdir, stdout=self.out, stderr=self.err,
+        self._start()
+
+    def _start(self):
+        self.proc = subprocess.Popen(self.cmd, env=self.env, cwd=self.workdir, stdout=self.out, stderr=self.err,
                                      start_new_session=True)
         self.pgid = self.proc.pid
+
+    def check_running(self):
+        """Raise if the run has ended; start it again if ansible-core failed to start (no task ran)."""
+        rc = self.proc.poll()
+        if rc is None:
+            return
+        self.err.seek(0)
+        stderr = self.err.read()
+        if ansible_run.did_not_start(rc, stderr):
+            self.out.seek(0)
+            self.out.truncate()
+            self.err.seek(0)
+            self.err.truncate()
+            self._start()
+            return
+        raise AssertionError('the background run ended early (rc=%s): %s' % (rc, stderr[-2000:]))
 
     def kill(self):
         """SIGKILL ansible-playbook alone, as an operator's kill -9 does: its module processes live on."""
@@ -362,10 +384,15 @@ class Started(object):
         return run
 
 
-def wait_request(sim, method, path_end, timeout=120, count=1):
-    """Wait until the cloud has answered `count` requests `method ...path_end` (e.g. 'POST', '/os-interface')."""
+def wait_request(sim, method, path_end, timeout=120, count=1, run=None):
+    """Wait until the cloud has answered `count` requests `method ...path_end` (e.g. 'POST', '/os-interface').
+
+    `run`, a Started run expected to make them, is checked to be still running.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if run is not None:
+            run.check_running()
         seen = sum(n for r, n in sim.requests()['by_route'].items()
                    if r.startswith(method + ' ') and r.endswith(path_end))
         if seen >= count:

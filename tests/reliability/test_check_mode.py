@@ -117,6 +117,12 @@ def kube_tasks():
         ('validation', 'accelerator_validation', {
             'name': 'rel-cm-check', 'namespace': NS, 'resource': 'nvidia.com/gpu', 'image': 'cuda:12',
             'command': ['nvidia-smi', '-L'], 'wait_sleep': 0.2, 'wait_timeout': 20}),
+        # After the validation: the runtime's containerd restart makes the plugin register again.
+        ('gpu runtime', 'gpu_runtime', {
+            'namespace': NS, 'node_selector': gpu, 'wait_sleep': 0.2, 'wait_timeout': 30}),
+        ('gpu monitoring', 'gpu_monitoring', {
+            'namespace': NS, 'node_selector': gpu, 'labels': {'release': 'prometheus'},
+            'wait_sleep': 0.2, 'wait_timeout': 30}),
     ]
 
 
@@ -133,7 +139,7 @@ def runs(module_factory, tmp_path_factory):
     base = tmp_path_factory.mktemp('check-mode')
     cloud = module_factory.cloud()
     world = module_factory.kube()
-    components.install_crds(world, ['nfd', 'multus'])
+    components.install_crds(world, ['nfd', 'multus', 'monitoring'])
     components.deploy_kmm(world)
     components.namespace(world, NS)
     for node in ('gpu-1', 'gpu-2'):
@@ -211,7 +217,8 @@ def compare(name, module, check, real):
         if c['summary']['attached'] != r['summary']['attached'] or \
                 c['summary']['detached'] != r['summary']['detached']:
             return 'summaries differ: %s / %s' % (c['summary'], r['summary'])
-    if module in ('node_feature_rule', 'kernel_module', 'device_plugin', 'pod_network') and \
+    if module in ('node_feature_rule', 'kernel_module', 'device_plugin', 'pod_network', 'gpu_runtime',
+                  'gpu_monitoring') and \
             c.get('diff', {}).get('after') != r.get('diff', {}).get('after'):
         return 'diffs differ:\n  check %s\n  real  %s' % (c.get('diff', {}).get('after'), r.get('diff', {}).get('after'))
     if module == 'accelerator_validation':

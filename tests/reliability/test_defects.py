@@ -293,7 +293,7 @@ def test_a_rerun_after_sigkill_mid_attach_never_doubles(cloud, tmp_path):
         'servers': sorted(servers), 'interfaces': [{'network': 'eth-10g'}, {'network': 'ib-100g'}],
         'concurrency': 10, 'retry_delay': 0.1, 'timeout': 120})])
     first = Started(doc, str(tmp_path / 'killed'), openstack=cloud)
-    wait_request(cloud, 'POST', '/os-interface', timeout=120)
+    wait_request(cloud, 'POST', '/os-interface', timeout=120, run=first)
     first.kill()
     rerun = run_playbook(doc, str(tmp_path / 'rerun'), openstack=cloud)
     first.wait_group()

@@ -13,6 +13,8 @@ import tempfile
 import attrs
 import yaml
 
+from testworld import ansible_run
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CALLBACKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins")
 
@@ -107,8 +109,8 @@ def run_playbook(world, playbook, extra_vars=None, check=False, diff=False, tags
         cmd += ["--skip-tags", ",".join(skip_tags) if isinstance(skip_tags, (list, tuple)) else skip_tags]
     if verbosity:
         cmd.append("-" + "v" * verbosity)
-    proc = subprocess.run(cmd, env=playbook_env(world, results, env), capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO, check=False)
+    proc = ansible_run.run(cmd, env=playbook_env(world, results, env), capture_output=True, text=True,
+                           timeout=timeout, cwd=REPO, check=False)
     records = []
     if os.path.exists(results):
         with open(results, encoding="utf-8") as handle:
