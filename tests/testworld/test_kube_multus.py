@@ -79,9 +79,8 @@ def test_multus_attaches_pods_allocates_from_the_range_and_refuses_what_a_node_l
     ssa(dyn, {"apiVersion": "v1", "kind": "Namespace",
               "metadata": {"name": NS, "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}})
     with open(CRDS, encoding="utf-8") as handle:
-        for crd in yaml.safe_load_all(handle):
-            if crd:
-                ssa(dyn, crd)
+        for crd in yaml.safe_load(handle):  # one document: the list the role applies
+            ssa(dyn, crd)
     world.wait_for(lambda: world.call(lambda: world.sim.k("whereabouts.cni.cncf.io/v1alpha1", "IPPool")),
                    what="IPPool served")
     ssa(dyn, nad("ib", {"type": "ipoib", "master": "ib0"}))
