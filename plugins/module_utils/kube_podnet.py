@@ -494,7 +494,9 @@ def foreign_owners(nic_policies, daemonsets, namespace):
 
     The NVIDIA network operator's NicClusterPolicy deploys what its spec names
     (secondaryNetwork.multus, cniPlugins, ipamPlugin, ipoib; rdmaSharedDevicePlugin);
-    a DaemonSet outside `namespace` running one of the images is another installation.
+    a DaemonSet outside `namespace` running one of the images is another installation,
+    unless this collection made it (the accelerators role's RDMA device plugin serves its
+    own pools; the role's pools run beside it under other resource names).
     """
     components, owners = [], []
     for policy in nic_policies or []:
@@ -511,7 +513,8 @@ def foreign_owners(nic_policies, daemonsets, namespace):
                           % ((policy.get('metadata') or {}).get('name'), ', '.join(mine)))
     for ds in daemonsets or []:
         meta = ds.get('metadata') or {}
-        if meta.get('namespace') == namespace:
+        if meta.get('namespace') == namespace or \
+                (meta.get('labels') or {}).get('app.kubernetes.io/managed-by') == 'hpcops.coe':
             continue
         pod = (((ds.get('spec') or {}).get('template') or {}).get('spec')) or {}
         images = ' '.join(c.get('image', '') for c in (pod.get('initContainers') or []) + (pod.get('containers') or []))

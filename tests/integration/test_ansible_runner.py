@@ -50,6 +50,16 @@ def scenario():
     return data
 
 
+def status(read):
+    """The status of what read() returns; None while Magnum answers 404 (a create not stored yet)."""
+    from magnumclient import exceptions
+
+    try:
+        return read().status
+    except exceptions.NotFound:
+        return None
+
+
 def create_cluster(cloud, monkeypatch):
     """The site's cluster, made through Magnum's API as an earlier run would have made it (servers the
     scenario starts with get no node root; servers built afterwards do)."""
@@ -63,12 +73,12 @@ def create_cluster(cloud, monkeypatch):
     template = magnum.cluster_templates.get(spec['cluster_template']['name']).uuid
     uuid = magnum.clusters.create(name=CLUSTER, cluster_template_id=template, master_count=spec['cluster_master_count'],
                                   node_count=spec['cluster_node_count']).uuid
-    wait_for(lambda: magnum.clusters.get(uuid).status == 'CREATE_COMPLETE', 'cluster %s' % CLUSTER)
+    wait_for(lambda: status(lambda: magnum.clusters.get(uuid)) == 'CREATE_COMPLETE', 'cluster %s' % CLUSTER)
     for group in spec['cluster_nodegroups']:
         magnum.nodegroups.create(uuid, name=group['name'], flavor_id=group['flavor'], node_count=group['node_count'],
                                  min_node_count=group['min_node_count'], max_node_count=group['max_node_count'])
     for group in spec['cluster_nodegroups']:
-        wait_for(lambda: magnum.nodegroups.get(uuid, group['name']).status == 'CREATE_COMPLETE',
+        wait_for(lambda: status(lambda: magnum.nodegroups.get(uuid, group['name'])) == 'CREATE_COMPLETE',
                  'nodegroup %s' % group['name'])
 
 
@@ -82,7 +92,8 @@ def wait_for(predicate, what, timeout=120.0):
 @pytest.fixture
 def site(kube_world_factory, sim_cloud_factory, tmp_path, monkeypatch):  # noqa: F811
     kube = kube_world_factory('kube-demo.yml')
-    cloud = sim_cloud_factory(scenario(), kube_api_url=kube.url)
+    cloud = sim_cloud_factory(scenario(), kube_api_url=kube.url,
+                              kube_ca={'cert': kube.ca_file, 'key': kube.ca_key_file})
     create_cluster(cloud, monkeypatch)
     private = tmp_path / 'runner'
     inventory = private / 'inventory'

@@ -113,7 +113,12 @@ def world(kube_world_factory, sim_cloud_factory, tmp_path):  # noqa: F811
     components.deploy_kmm(kube)
     for ns in ('hpcops-gpu', 'hpcops-network'):
         components.namespace(kube, ns)
-    cloud = sim_cloud_factory(scenario(), kube_api_url=kube.url)
+    # GPU node images with the NVIDIA container toolkit baked in: the device plugin's example
+    # runs before gpu_runtime's, as it would on such a site.
+    for node in ('gpu-1', 'gpu-2'):
+        kube.call(kube.sim.gpu.preinstall, node)
+    cloud = sim_cloud_factory(scenario(), kube_api_url=kube.url,
+                              kube_ca={'cert': kube.ca_file, 'key': kube.ca_key_file})
     # The user's clouds.yaml names the cloud "mycloud".
     with open(cloud.env()['OS_CLIENT_CONFIG_FILE']) as f:
         clouds = yaml.safe_load(f)

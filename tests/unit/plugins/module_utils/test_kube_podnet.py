@@ -224,3 +224,11 @@ def test_other_owners_are_found():
     assert out['owners'] == ['NicClusterPolicy nic-cluster-policy (NVIDIA network operator): multus, ipoib-cni, '
                              'rdma-shared', 'DaemonSet kube-system/kube-multus-ds: multus']
     assert pn.foreign_owners([], [ours], 'hpcops-network') == {'components': [], 'owners': []}
+    # The accelerators role's RDMA device plugin is this collection's own: its pools are not the role's.
+    accelerators = {'metadata': {'name': 'rdma-shared-device-plugin', 'namespace': 'hpcops-accelerators',
+                                 'labels': {'app.kubernetes.io/managed-by': 'hpcops.coe'}},
+                    'spec': {'template': {'spec': {'containers': [
+                        {'image': 'ghcr.io/mellanox/k8s-rdma-shared-dev-plugin:v1.5.1'}]}}}}
+    assert pn.foreign_owners([], [accelerators], 'hpcops-network') == {'components': [], 'owners': []}
+    foreign = dict(accelerators, metadata={'name': 'rdma', 'namespace': 'network-operator'})
+    assert pn.foreign_owners([], [foreign], 'hpcops-network')['components'] == ['rdma-shared']
