@@ -239,10 +239,11 @@ seealso:
 '''
 
 EXAMPLES = r'''
-- name: NVIDIA GPUs on the nodes NFD labelled
+- name: NVIDIA GPUs on the nodes NFD labelled, with the runtime hpcops.coe.gpu_runtime configured
   hpcops.coe.device_plugin:
     type: nvidia-gpu
     namespace: hpcops-gpu
+    runtime_class: nvidia
 
 - name: InfiniBand HCAs shared by up to 64 pods per node
   hpcops.coe.device_plugin:
@@ -259,6 +260,7 @@ EXAMPLES = r'''
   hpcops.coe.device_plugin:
     type: nvidia-gpu
     namespace: hpcops-gpu
+    runtime_class: nvidia
     driver_modules:
       - name: nvidia
 

@@ -136,7 +136,9 @@ def test_site_runs_through_ansible_runner_with_the_inventory_plugin(site):
     [cluster] = [c for c in state['clusters'] if c['name'] == CLUSTER]
     workers = sorted(s['name'] for s in state['servers']
                      if s['name'].startswith(cluster['stack_id'] + '-') and '-control-plane-' not in s['name'])
-    assert len(workers) == 4 and sorted(worked - {'localhost'}) == workers, (worked, workers)
+    spec = demo_vars('cluster.yml')
+    wanted = spec['cluster_node_count'] + sum(g['node_count'] for g in spec['cluster_nodegroups'])
+    assert len(workers) == wanted and sorted(worked - {'localhost'}) == workers, (worked, workers)
     stats = run.stats
     assert not stats.get('failures') and not stats.get('dark'), stats
     # The accelerator phase reached the cluster's Kubernetes API and ran there.

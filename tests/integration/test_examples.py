@@ -33,7 +33,8 @@ from testworld.kubernetes.pytest_fixtures import kube_world_factory  # noqa: F40
 
 ORDER = ['cluster_template', 'cluster', 'cluster_nodegroup', 'cluster_info', 'cluster_kubeconfig',
          'cluster_nodes', 'stack_facts', 'server_interfaces',
-         'node_feature_rule', 'kernel_module', 'device_plugin', 'accelerator_validation',
+         'node_feature_rule', 'kernel_module', 'gpu_runtime', 'device_plugin', 'accelerator_validation',
+         'gpu_monitoring',
          'node_network_info', 'node_network_files']
 
 
@@ -111,12 +112,13 @@ def world(kube_world_factory, sim_cloud_factory, tmp_path):  # noqa: F811
     kube = kube_world_factory()
     components.deploy_nfd(kube)
     components.deploy_kmm(kube)
-    for ns in ('hpcops-gpu', 'hpcops-network'):
+    components.install_crds(kube, ['monitoring'])
+    for ns in ('hpcops-gpu', 'hpcops-network', 'monitoring'):
         components.namespace(kube, ns)
-    # GPU node images with the NVIDIA container toolkit baked in: the device plugin's example
-    # runs before gpu_runtime's, as it would on such a site.
-    for node in ('gpu-1', 'gpu-2'):
-        kube.call(kube.sim.gpu.preinstall, node)
+    # Magnum's drivers label nodes with their nodegroup; gpu-1 (A100) is the MIG nodegroup's node.
+    kube.label_node('gpu-1', {'magnum.openstack.org/nodegroup': 'gpu-mig'})
+    # The examples that hand the GPU stack to the NVIDIA GPU operator run where it is installed.
+    operator = kube_world_factory('kube-gpu-operator.yml')
     cloud = sim_cloud_factory(scenario(), kube_api_url=kube.url,
                               kube_ca={'cert': kube.ca_file, 'key': kube.ca_key_file})
     # The user's clouds.yaml names the cloud "mycloud".
@@ -131,7 +133,13 @@ def world(kube_world_factory, sim_cloud_factory, tmp_path):  # noqa: F811
     env = {'OS_CLIENT_CONFIG_FILE': str(config), 'HOME': str(home), 'K8S_AUTH_KUBECONFIG': kube.kubeconfig,
            'TMPDIR': str(tmp_path)}
     env.pop('OS_CLOUD', None)
-    return {'kube': kube, 'cloud': cloud, 'env': env, 'home': home}
+    return {'kube': kube, 'operator_kube': operator, 'cloud': cloud, 'env': env, 'home': home}
+
+
+def with_gpu_operator(task):
+    """Whether an example works with the NVIDIA GPU operator (it runs in the world that has one)."""
+    args = next((v for k, v in task.items() if k.startswith('hpcops.coe.')), None) or {}
+    return isinstance(args, dict) and 'gpu-operator' in (args.get('stack'), args.get('namespace'))
 
 
 def assert_ran_every_example(run, blocks):
@@ -151,9 +159,15 @@ def test_every_example_runs_as_written(world, tmp_path):
                                       'ansible.builtin.add_host': {'name': '{{ item }}', 'groups': ['workers']},
                                       'loop': ['node-0', 'node-1']}])]
     for name, tasks in remote.items():
-        plays.append(play('Examples of hpcops.coe.%s' % name, tasks, module_defaults={
-            'group/hpcops.coe.openstack': {'cloud': 'mycloud'},
-            'group/hpcops.coe.kubernetes': {'kubeconfig': world['kube'].kubeconfig}}))
+        plain = [t for t in tasks if not with_gpu_operator(t)]
+        operator = [t for t in tasks if with_gpu_operator(t)]
+        if plain:
+            plays.append(play('Examples of hpcops.coe.%s' % name, plain, module_defaults={
+                'group/hpcops.coe.openstack': {'cloud': 'mycloud'},
+                'group/hpcops.coe.kubernetes': {'kubeconfig': world['kube'].kubeconfig}}))
+        if operator:
+            plays.append(play('Examples of hpcops.coe.%s with the GPU operator' % name, operator, module_defaults={
+                'group/hpcops.coe.kubernetes': {'kubeconfig': world['operator_kube'].kubeconfig}}))
     run = run_playbook(yaml.safe_dump(plays, sort_keys=False), extravars={'vault_registry_token': 'robot-token'},
                        env=world['env'], workdir=str(tmp_path / 'remote'))
     assert run.rc == 0 and not run.failed, run.explain()
