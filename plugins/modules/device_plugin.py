@@ -256,11 +256,14 @@ EXAMPLES = r'''
         hca_max: 64
     expected_nodes: [gpu-1, ib-1]
 
-- name: NVIDIA GPUs, started only where KMM has loaded the driver (Module hpcops-gpu/nvidia)
+- name: NVIDIA GPUs, started only where KMM has loaded the driver (Module hpcops-gpu/nvidia), MIG instances apart
   hpcops.coe.device_plugin:
     type: nvidia-gpu
     namespace: hpcops-gpu
     runtime_class: nvidia
+    nvidia:
+      # whole GPUs as nvidia.com/gpu, MIG instances as nvidia.com/mig-<profile>
+      mig_strategy: mixed
     driver_modules:
       - name: nvidia
 

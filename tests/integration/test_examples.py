@@ -113,6 +113,7 @@ def world(kube_world_factory, sim_cloud_factory, tmp_path):  # noqa: F811
     components.deploy_nfd(kube)
     components.deploy_kmm(kube)
     components.install_crds(kube, ['monitoring'])
+    components.deploy_multus(kube)
     for ns in ('hpcops-gpu', 'hpcops-network', 'monitoring'):
         components.namespace(kube, ns)
     # Magnum's drivers label nodes with their nodegroup; gpu-1 (A100) is the MIG nodegroup's node.

@@ -14,6 +14,12 @@ from testworld.kubernetes import crds
 PRIVILEGED = {"pod-security.kubernetes.io/enforce": "privileged"}
 NFD_IMAGE = "registry.k8s.io/nfd/node-feature-discovery:v0.16.4"
 KMM_IMAGE = "registry.k8s.io/kmm/kernel-module-management-operator:v2.2.0"
+# What a secondary-network setup runs on every node (thick Multus, the reference CNI plugins, whereabouts).
+MULTUS_IMAGES = {
+    "kube-multus-ds": "ghcr.io/k8snetworkplumbingwg/multus-cni:v4.1.4-thick",
+    "cni-plugins": "ghcr.io/k8snetworkplumbingwg/plugins:v1.5.0",
+    "whereabouts": "ghcr.io/k8snetworkplumbingwg/whereabouts:v0.8.0",
+}
 
 
 def install_crds(world, names):
@@ -59,3 +65,20 @@ def deploy_kmm(world, ns="kmm-operator-system"):
                                        "spec": {"containers": [{"name": "manager", "image": KMM_IMAGE}]}}}})
     world.wait_for(lambda: (world.get("apps/v1", "Deployment", "kmm-operator-controller", ns).get("status") or {})
                    .get("availableReplicas"), what="KMM operator")
+
+
+def deploy_multus(world, ns="multus-system"):
+    """Multus as the nodes' CNI with the macvlan/ipvlan/host-device plugins and whereabouts, rolled out."""
+    install_crds(world, ["multus"])
+    namespace(world, ns)
+    for name, image in MULTUS_IMAGES.items():
+        world.apply({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name, "namespace": ns},
+                     "spec": {"selector": {"matchLabels": {"app": name}},
+                              "template": {"metadata": {"labels": {"app": name}},
+                                           "spec": {"hostNetwork": True, "tolerations": [{"operator": "Exists"}],
+                                                    "containers": [{"name": name, "image": image,
+                                                                    "securityContext": {"privileged": True}}]}}}})
+    for name in MULTUS_IMAGES:
+        world.wait_for(lambda n=name: (lambda st: st.get("desiredNumberScheduled") and
+                                       st.get("numberReady") == st.get("desiredNumberScheduled"))(
+            (world.get("apps/v1", "DaemonSet", n, ns) or {}).get("status") or {}), what="DaemonSet %s" % name)
