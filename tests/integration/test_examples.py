@@ -107,9 +107,21 @@ def play(name, tasks, hosts='localhost', module_defaults=None):
     return body
 
 
+def site_scenario():
+    """The accelerators scenario, its GPU nodes with the 25G port (ens2f0) the pod-network examples name."""
+    with open(os.path.join(REPO, 'testworld', 'scenarios', 'kube-accelerators.yml')) as f:
+        doc = yaml.safe_load(f)
+    for node in doc['nodes']:
+        if node['name'] in ('gpu-1', 'gpu-2'):
+            node['pci'].append({'address': '0000:5e:00.0', 'class': '0200', 'vendor': '8086', 'device': '159b',
+                                'name': 'Intel E810-XXV', 'driver': 'ice'})
+            node['network'].append({'name': 'ens2f0', 'pci': '0000:5e:00.0', 'linkType': 'ether', 'speed': 25000})
+    return doc
+
+
 @pytest.fixture
 def world(kube_world_factory, sim_cloud_factory, tmp_path):  # noqa: F811
-    kube = kube_world_factory()
+    kube = kube_world_factory(site_scenario())
     components.deploy_nfd(kube)
     components.deploy_kmm(kube)
     components.install_crds(kube, ['monitoring'])
