@@ -22,9 +22,6 @@ NAME_MAX_LENGTH = 242
 _UUID_RE = re.compile(
     r'^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$')
 
-# Fields that the list view of /v1/clusters lacks and a GET of one cluster has.
-DETAIL_ONLY_FIELDS = ('status_reason', 'api_address', 'master_addresses', 'node_addresses', 'faults')
-
 # Template fields Magnum still accepts in a PATCH while clusters use the template.
 TEMPLATE_FIELDS_UPDATABLE_IN_USE = frozenset(['public', 'hidden', 'name'])
 
@@ -64,15 +61,6 @@ def is_busy(status):
 
 def is_deleting(status):
     return str(status or '').upper() in ('DELETE_IN_PROGRESS', 'DELETE_COMPLETE')
-
-
-def action_of(status):
-    """'CREATE_IN_PROGRESS' -> 'CREATE'."""
-    status = str(status or '').upper()
-    for suffix in ('_IN_PROGRESS', '_COMPLETE', '_FAILED'):
-        if status.endswith(suffix):
-            return status[:-len(suffix)]
-    return status
 
 
 def label_value(value, key='?'):

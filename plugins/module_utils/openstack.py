@@ -4,7 +4,7 @@
 
 Builds on openstack.cloud's OpenStackModule so every module takes exactly its
 auth options and clouds.yaml handling, and adds what the Magnum modules need:
-python-magnumclient and python-heatclient on the SDK's keystoneauth session
+python-magnumclient on the SDK's keystoneauth session
 (with Magnum microversion pinning and fallback), one retry policy, one error
 formatter, deadline bookkeeping for waits, and name-or-id resolution of
 Nova/Glance/Neutron objects that lists the valid choices when it fails.
@@ -45,15 +45,6 @@ except ImportError:
     MAGNUMCLIENT_IMPORT_ERROR = traceback.format_exc()
 
 try:
-    from heatclient import client as heat_client
-    HAS_HEATCLIENT = True
-    HEATCLIENT_IMPORT_ERROR = None
-except ImportError:
-    heat_client = None
-    HAS_HEATCLIENT = False
-    HEATCLIENT_IMPORT_ERROR = traceback.format_exc()
-
-try:
     from keystoneauth1 import exceptions as ksa_exc
     HAS_KEYSTONEAUTH = True
 except ImportError:
@@ -69,12 +60,11 @@ except ImportError:
 
 __all__ = ['CoeOpenStackModule', 'openstack_full_argument_spec', 'retry_call', 'is_transient', 'is_busy_refusal',
            'http_status', 'describe_error', 'format_error', 'list_all', 'RAISE',
-           'HAS_MAGNUMCLIENT', 'HAS_HEATCLIENT']
+           'HAS_MAGNUMCLIENT']
 
 MAGNUM_SERVICE_TYPE = 'container-infra'
 # How long a cluster this run created may answer 404 before that means it is gone.
 NEW_CLUSTER_VISIBLE_WITHIN = 60.0
-HEAT_SERVICE_TYPE = 'orchestration'
 
 
 # --------------------------------------------------------------------------- errors
@@ -341,7 +331,6 @@ class CoeOpenStackModule(OpenStackModule):
             self.fail_json(msg=missing_required_lib('python-magnumclient'),
                            exception=MAGNUMCLIENT_IMPORT_ERROR)
         self._magnum = None
-        self._heat = None
         self._mv = mg.version_tuple(self.magnum_api_version)
         self._server_min = None
         self._server_max = None
@@ -404,18 +393,6 @@ class CoeOpenStackModule(OpenStackModule):
         if not url:
             self.fail_json(msg="Cannot reach the %s service: it is not in the cloud's catalog for region %s and "
                                "interface %s." % (label, kwargs['region_name'] or '(any)', kwargs['interface']))
-
-    @property
-    def heat(self):
-        """A python-heatclient v1 client on the SDK's session (built on first use)."""
-        if self._heat is None:
-            if not HAS_HEATCLIENT:
-                self.fail_json(msg=missing_required_lib('python-heatclient'),
-                               exception=HEATCLIENT_IMPORT_ERROR)
-            kwargs = self._endpoint_args(HEAT_SERVICE_TYPE)
-            self._heat = heat_client.Client('1', session=self.conn.session,
-                                            service_type=HEAT_SERVICE_TYPE, **kwargs)
-        return self._heat
 
     def _watch_versions(self, client):
         # Every Magnum response names the microversion range it serves: record

@@ -37,7 +37,7 @@ options:
   coe:
     description:
       - Container orchestration engine. C(kubernetes) when a template is created without it.
-    choices: [kubernetes, swarm, swarm-mode, mesos, dcos]
+    choices: [kubernetes]
     type: str
   image:
     description:
@@ -312,7 +312,7 @@ class ClusterTemplateModule(CoeOpenStackModule):
     argument_spec = dict(
         name=dict(required=True),
         state=dict(default='present', choices=['present', 'absent']),
-        coe=dict(choices=['kubernetes', 'swarm', 'swarm-mode', 'mesos', 'dcos']),
+        coe=dict(choices=['kubernetes']),
         image=dict(aliases=['image_id']),
         keypair=dict(aliases=['keypair_id'], no_log=False),
         flavor=dict(aliases=['flavor_id']),

@@ -18,9 +18,6 @@ def test_status_family(status, family):
     assert mg.status_family(status) == family
 
 
-def test_action_of():
-    assert mg.action_of('UPDATE_IN_PROGRESS') == 'UPDATE'
-    assert mg.action_of('ROLLBACK_FAILED') == 'ROLLBACK'
 
 
 def test_normalize_labels_makes_everything_strings():

@@ -310,14 +310,6 @@ def test_wait_until_uses_remaining_timeout(monkeypatch):
     assert m.waited()[0]['transitions'] == [{'status': 'IN', 'elapsed': 0.0}]
 
 
-def test_heat_client_shares_the_session_and_endpoint(api):
-    m = bare_module(api)
-    heat = m.heat
-    assert heat is m.heat
-    assert heat.http_client.session is m.conn.session
-    assert heat.http_client.endpoint_override == api
-
-
 # ---------------------------------------------------------------- resolution
 
 class Service(object):

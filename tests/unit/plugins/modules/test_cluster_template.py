@@ -62,7 +62,6 @@ def test_image_with_same_distro_is_patched(cloud):
 
 @pytest.mark.parametrize('change, field', [
     (dict(server_type='vm'), 'server_type'),
-    (dict(coe='swarm'), 'coe'),
     (dict(image='ubuntu-24'), 'image'),
 ])
 def test_driver_changing_fields_need_recreation(cloud, change, field):
@@ -70,6 +69,15 @@ def test_driver_changing_fields_need_recreation(cloud, change, field):
     res = run_failing(main, dict(BASE, **change))
     assert field in res['needs_recreation']
     assert 'Nothing was changed' in res['msg']
+    assert [c for c in cloud.changes() if c[0] == 'patch'] == []
+
+
+def test_other_coe_needs_recreation(cloud):
+    """A template of an engine Magnum no longer drives (made by an older cloud) is not patched into Kubernetes."""
+    run_module(main, BASE)
+    cloud.templates_db[0]['coe'] = 'swarm'
+    res = run_failing(main, dict(BASE, coe='kubernetes'))
+    assert 'coe' in res['needs_recreation']
     assert [c for c in cloud.changes() if c[0] == 'patch'] == []
 
 
