@@ -196,7 +196,7 @@ nodes:
 '''
 
 from ansible_collections.hpcops.coe.plugins.module_utils.openstack import CoeOpenStackModule
-from ansible_collections.hpcops.coe.plugins.module_utils import nodes as discovery
+from ansible_collections.hpcops.coe.plugins.module_utils import discovery
 
 
 class ClusterNodesModule(CoeOpenStackModule):

@@ -237,7 +237,7 @@ ansible_facts:
 
 from ansible_collections.hpcops.coe.plugins.module_utils.openstack import CoeOpenStackModule
 from ansible_collections.hpcops.coe.plugins.module_utils import heat
-from ansible_collections.hpcops.coe.plugins.module_utils import nodes as discovery
+from ansible_collections.hpcops.coe.plugins.module_utils import discovery
 
 
 class StackFactsModule(CoeOpenStackModule):

@@ -17,6 +17,7 @@ from openstack import exceptions as sdk_exc
 
 from ansible_collections.hpcops.coe.plugins.module_utils import magnum as mg
 from ansible_collections.hpcops.coe.plugins.module_utils import openstack as osu
+from ansible_collections.hpcops.coe.plugins.module_utils import retries
 
 
 # ---------------------------------------------------------------- errors
@@ -285,6 +286,7 @@ def test_not_found_is_formatted(api):
 def test_unreachable_endpoint_is_explained(monkeypatch):
     clock = Clock()
     monkeypatch.setattr(osu, 'time', types.SimpleNamespace(monotonic=clock, sleep=clock.sleep))
+    monkeypatch.setattr(retries, 'time', types.SimpleNamespace(monotonic=clock, sleep=clock.sleep))
     m = bare_module('http://127.0.0.1:9/v1', timeout=1)
     with pytest.raises(Failed) as err:
         m.magnum_call('list', 'clusters', lambda c: c.clusters.list())

@@ -21,6 +21,7 @@ from magnumclient import exceptions as magnum_exc
 from magnumclient.v1 import cluster_templates as magnum_templates
 
 from ansible_collections.hpcops.coe.plugins.module_utils import openstack as os_utils
+from ansible_collections.hpcops.coe.plugins.module_utils import retries
 from ansible_collections.hpcops.coe.plugins.module_utils import waiting
 from ansible_collections.openstack.cloud.plugins.module_utils.openstack import OpenStackModule
 
@@ -483,6 +484,7 @@ def cloud(monkeypatch):
     monkeypatch.setattr(os_utils.CoeOpenStackModule, 'magnum_server_versions',
                         lambda self: ((1, 1), fake.max_version))
     monkeypatch.setattr(os_utils, 'time', clock)
+    monkeypatch.setattr(retries, 'time', clock)
     monkeypatch.setattr(waiting, 'time', clock)
     fake.conn = conn
     fake.clock = clock

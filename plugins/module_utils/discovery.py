@@ -31,13 +31,12 @@ from urllib.parse import quote
 
 from ansible_collections.hpcops.coe.plugins.module_utils import magnum as mg
 from ansible_collections.hpcops.coe.plugins.module_utils.heat import (
-    ApiError,
-    api_get,
     find_stacks,
     list_stack_resources,
     resource_ancestors,
     resource_owners,
 )
+from ansible_collections.hpcops.coe.plugins.module_utils.rest import ApiError, api_get
 
 MASTER = 'master'
 WORKER = 'worker'
