@@ -12,7 +12,6 @@ Nova/Glance/Neutron objects that lists the valid choices when it fails.
 
 import os
 import time
-import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
@@ -23,6 +22,19 @@ from ansible_collections.openstack.cloud.plugins.module_utils.openstack import (
 from ansible_collections.hpcops.coe.plugins.module_utils import magnum as mg
 from ansible_collections.hpcops.coe.plugins.module_utils.argspec import refuse_unclear_input
 from ansible_collections.hpcops.coe.plugins.module_utils.errors import describe_error, format_error, http_status
+from ansible_collections.hpcops.coe.plugins.module_utils.magnum_api import (
+    HAS_MAGNUMCLIENT,
+    MAGNUMCLIENT_IMPORT_ERROR,
+    MagnumApi,
+    MagnumVersionError,
+    PREFERRED_VERSION,
+    SERVICE_TYPE,
+    find_cluster,
+    list_clusters,
+    list_nodegroups,
+    list_templates,
+    magnum_exc,
+)
 from ansible_collections.hpcops.coe.plugins.module_utils.retries import (
     is_busy_refusal,
     is_transient,
@@ -39,17 +51,6 @@ from ansible_collections.hpcops.coe.plugins.module_utils.waiting import (
 )
 
 try:
-    from magnumclient import client as magnum_client
-    from magnumclient import exceptions as magnum_exc
-    HAS_MAGNUMCLIENT = True
-    MAGNUMCLIENT_IMPORT_ERROR = None
-except ImportError:
-    magnum_client = None
-    magnum_exc = None
-    HAS_MAGNUMCLIENT = False
-    MAGNUMCLIENT_IMPORT_ERROR = traceback.format_exc()
-
-try:
     from keystoneauth1 import exceptions as ksa_exc
     HAS_KEYSTONEAUTH = True
 except ImportError:
@@ -64,27 +65,12 @@ except ImportError:
     HAS_OPENSTACKSDK = False
 
 __all__ = ['CoeOpenStackModule', 'openstack_full_argument_spec', 'retry_call', 'is_transient', 'is_busy_refusal',
-           'http_status', 'describe_error', 'format_error', 'list_all', 'RAISE',
+           'http_status', 'describe_error', 'format_error', 'RAISE',
+           'retry_unsure_call',
            'HAS_MAGNUMCLIENT']
 
-MAGNUM_SERVICE_TYPE = 'container-infra'
 # How long a cluster this run created may answer 404 before that means it is gone.
 NEW_CLUSTER_VISIBLE_WITHIN = 60.0
-
-
-# --------------------------------------------------------------------------- listing
-
-def list_all(manager, key, suffix=None, cluster_id=None):
-    """Every item of a Magnum collection, following its 'next' links.
-
-    magnumclient's list() either stops after the first page (no limit) or
-    sends limit=0, which Magnum rejects as "Limit must be positive".
-    """
-    if cluster_id is not None:
-        path = manager._path(cluster_id, id=suffix)
-    else:
-        path = manager._path(suffix)
-    return manager._list_pagination(path, key)
 
 
 # --------------------------------------------------------------------------- module base
@@ -96,9 +82,8 @@ class CoeOpenStackModule(OpenStackModule):
     may set `magnum_api_version` to the microversion they are written for.
     """
 
-    # 1.10 covers resize (1.7), upgrade (1.8), nodegroups (1.9) and zero-node
-    # nodegroups (1.10) with the field names every Magnum release returns.
-    magnum_api_version = '1.10'
+    # The microversion the modules ask for first (see magnum_api.PREFERRED_VERSION).
+    magnum_api_version = PREFERRED_VERSION
     # Clients are needed by every module of this collection that uses Magnum.
     requires_magnumclient = True
 
@@ -110,10 +95,9 @@ class CoeOpenStackModule(OpenStackModule):
         if self.requires_magnumclient and not HAS_MAGNUMCLIENT:
             self.fail_json(msg=missing_required_lib('python-magnumclient'),
                            exception=MAGNUMCLIENT_IMPORT_ERROR)
-        self._magnum = None
-        self._mv = mg.version_tuple(self.magnum_api_version)
-        self._server_min = None
-        self._server_max = None
+        # The one way to Magnum: its client, microversion state, paging and retries.
+        self.magnum_api = MagnumApi(self.conn, self.magnum_api_version, region_name=self.params.get('region_name'),
+                                    interface=self.params.get('interface'))
         self._resolved = {}
         self._templates = {}
         self._created_clusters = {}
@@ -128,31 +112,14 @@ class CoeOpenStackModule(OpenStackModule):
 
     # ---- clients
 
-    def _endpoint_args(self, service_type):
-        config = self.conn.config
-        args = {
-            'region_name': config.get_region_name(service_type) or self.params.get('region_name'),
-            'interface': config.get_interface(service_type) or self.params.get('interface') or 'public',
-        }
-        if isinstance(args['interface'], list):
-            args['interface'] = args['interface'][0]
-        override = config.get_endpoint(service_type)
-        if override:
-            args['endpoint_override'] = override
-        return args
-
     @property
     def magnum(self):
         """A python-magnumclient v1 client on the SDK's session, pinned to a microversion."""
-        if self._magnum is None:
-            kwargs = self._endpoint_args(MAGNUM_SERVICE_TYPE)
+        if not self.magnum_api.built:
+            kwargs = self.magnum_api.endpoint_args()
             if 'endpoint_override' not in kwargs:
-                self._require_endpoint(MAGNUM_SERVICE_TYPE, 'container-infra (Magnum)', kwargs)
-            client = magnum_client.Client('1', session=self.conn.session,
-                                          api_version=mg.version_text(self._mv), **kwargs)
-            self._watch_versions(client)
-            self._magnum = client
-        return self._magnum
+                self._require_endpoint(SERVICE_TYPE, 'container-infra (Magnum)', kwargs)
+        return self.magnum_api.client
 
     def _require_endpoint(self, service_type, label, kwargs):
         """Log in and find the service in the catalog, retrying what Keystone answers transiently.
@@ -174,71 +141,19 @@ class CoeOpenStackModule(OpenStackModule):
             self.fail_json(msg="Cannot reach the %s service: it is not in the cloud's catalog for region %s and "
                                "interface %s." % (label, kwargs['region_name'] or '(any)', kwargs['interface']))
 
-    def _watch_versions(self, client):
-        # Every Magnum response names the microversion range it serves: record
-        # it so a later call can be checked before anything is changed.
-        http = getattr(client, 'http_client', None)
-        original = getattr(http, '_http_request', None)
-        if original is None:
-            return
-
-        def recording(url, method, **kwargs):
-            try:
-                resp = original(url, method, **kwargs)
-            except Exception as exc:
-                self._record_versions(getattr(exc, 'response', None))
-                raise
-            self._record_versions(resp)
-            return resp
-
-        http._http_request = recording
-
-    def _record_versions(self, response):
-        headers = getattr(response, 'headers', None)
-        if not headers:
-            return
-        try:
-            low = headers.get('OpenStack-API-Minimum-Version')
-            high = headers.get('OpenStack-API-Maximum-Version')
-        except AttributeError:
-            return
-        if high:
-            self._server_max = mg.version_tuple(high)
-        if low:
-            self._server_min = mg.version_tuple(low)
-
-    def _set_magnum_version(self, version):
-        self._mv = version
-        if self._magnum is not None:
-            self._magnum.http_client.api_version = mg.version_text(version)
-
     def magnum_server_versions(self):
         """(min, max) microversions of the cloud's Magnum; probes once if unknown."""
-        if self._server_max is None:
-            try:
-                self.magnum.http_client.json_request('GET', '/')
-            except Exception:  # noqa: BLE001 - a probe; callers handle None
-                pass
-        return self._server_min, self._server_max
+        return self.magnum_api.server_versions(self.magnum)
 
     def require_magnum_version(self, version, op, obj=None):
         """Fail before any change when the cloud's Magnum is older than `version`."""
-        needed = mg.version_tuple(version)
-        low, high = self.magnum_server_versions()
-        if high is not None and high < needed:
-            self.fail_json(msg=(
-                'Cannot %s%s: this needs Magnum API microversion %s or later, and this cloud\'s '
-                'Magnum serves %s to %s. Nothing was changed.' % (
-                    op, ' %s' % obj if obj else '', mg.version_text(needed),
-                    mg.version_text(low or (1, 1)), mg.version_text(high))))
-        if high is not None and high < self._mv:
-            self._set_magnum_version(high)
-        if needed > self._mv:
-            self._set_magnum_version(needed)
+        try:
+            self.magnum_api.require(version, server_versions=self.magnum_server_versions)
+        except MagnumVersionError as err:
+            self.fail_json(msg='Cannot %s%s: %s. Nothing was changed.' % (op, ' %s' % obj if obj else '', err))
 
     def magnum_supports(self, version):
-        low, high = self.magnum_server_versions()
-        return high is None or high >= mg.version_tuple(version)
+        return self.magnum_api.supports(version, server_versions=self.magnum_server_versions)
 
     def magnum_call(self, op, obj, fn, idempotent=True, min_version=None, retry=True,
                     on_error=None, when_busy=None, landed=None):
@@ -257,12 +172,7 @@ class CoeOpenStackModule(OpenStackModule):
             self.require_magnum_version(min_version, op, obj)
 
         def once():
-            try:
-                return fn(self.magnum)
-            except Exception as exc:
-                if http_status(exc) == 406 and self._fall_back(exc, min_version):
-                    return fn(self.magnum)
-                raise
+            return self.magnum_api.attempt(fn, min_version, client=self.magnum)
 
         def note_retry(exc, attempt, delay):
             self.debug('%s: %s; retry %d in %.1f s' % (op, describe_error(exc), attempt, delay))
@@ -291,23 +201,15 @@ class CoeOpenStackModule(OpenStackModule):
                     self.fail_json(msg=self._version_message(op, obj, exc, min_version))
                 self.fail_json(msg=format_error(exc, op, obj), status_code=http_status(exc))
 
-    def _fall_back(self, exc, min_version):
-        self._record_versions(getattr(exc, 'response', None))
-        high = self._server_max
-        floor = mg.version_tuple(min_version) if min_version else (1, 1)
-        if high is not None and high < self._mv and high >= floor:
-            self._set_magnum_version(high)
-            return True
-        return False
-
     def _version_message(self, op, obj, exc, min_version):
+        api = self.magnum_api
         served = ''
-        if self._server_max is not None:
+        if api.server_max is not None:
             served = " This cloud's Magnum serves microversions %s to %s." % (
-                mg.version_text(self._server_min or (1, 1)), mg.version_text(self._server_max))
+                mg.version_text(api.server_min or (1, 1)), mg.version_text(api.server_max))
         needed = ' It needs %s or later.' % min_version if min_version else ''
         return ('Cannot %s%s: Magnum refused microversion %s (HTTP 406).%s%s' % (
-            op, ' %s' % obj if obj else '', mg.version_text(self._mv), needed, served))
+            op, ' %s' % obj if obj else '', mg.version_text(api.version), needed, served))
 
     def nodes_in_error(self, cluster_ref, nodegroup=None):
         """Names of the cluster's servers in ERROR (optionally of one nodegroup), for failure messages.
@@ -459,17 +361,24 @@ class CoeOpenStackModule(OpenStackModule):
     # ---- Magnum look-ups shared by the modules
 
     def list_clusters(self, detail=False):
-        return self.magnum_call('list', 'clusters',
-                                lambda c: list_all(c.clusters, 'clusters', 'detail' if detail else None))
+        return self.magnum_call('list', 'clusters', lambda c: list_clusters(c, detail))
 
     def list_templates(self):
-        return self.magnum_call('list', 'cluster templates',
-                                lambda c: list_all(c.cluster_templates, 'clustertemplates', 'detail'))
+        return self.magnum_call('list', 'cluster templates', list_templates)
+
+    def create_template(self, body):
+        """POST a new cluster template with every field of ``body``; Magnum checks them.
+
+        magnumclient's cluster_templates.create() refuses keys outside its own list
+        before sending anything, and that list lacks fields the Magnum API takes
+        (apiserver_port); the client's JSON request sends the body as it is.
+        """
+        return self.magnum.http_client.json_request('POST', '/v1/clustertemplates', body=body)[1]
 
     def list_nodegroups(self, cluster_id, missing_ok=False):
         return self.magnum_call(
             'list nodegroups of', "cluster '%s'" % cluster_id,
-            lambda c: list_all(c.nodegroups, 'nodegroups', None, cluster_id=cluster_id),
+            lambda c: list_nodegroups(c, cluster_id),
             min_version=mg.MV_NODEGROUPS,
             on_error=lambda e: [] if missing_ok and http_status(e) == 404 else _RAISE)
 
@@ -554,15 +463,10 @@ class CoeOpenStackModule(OpenStackModule):
                 return cluster
         clusters = self.list_clusters()
         try:
-            match = mg.match_name_or_id(clusters, value, 'cluster',
-                                        exclude=lambda c: mg.is_deleting(mg.field(c, 'status')))
+            match = find_cluster(clusters, value, option=option, required=required)
         except mg.MagnumInputError as err:
-            self.fail_json(msg='%s (option %s)' % (err, option))
+            self.fail_json(msg=str(err))
         if match is None:
-            if required:
-                names = sorted(set(mg.field(c, 'name') for c in clusters if mg.field(c, 'name')))
-                self.fail_json(msg="cluster '%s' given in %s does not exist (as a name or an ID). "
-                                   "Existing clusters: %s" % (value, option, ', '.join(names) or 'none'))
             return None
         return self.get_cluster(mg.object_id(match))
 

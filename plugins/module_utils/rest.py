@@ -6,8 +6,8 @@
 Requests go through an openstacksdk connection's service adapters (keystoneauth),
 so they reuse its token, catalog, region, interface and TLS settings. Reads are
 retried by the shared retry policy (``retries.py``); error answers become
-``ApiError`` with the service's own message; collections are read whole by
-``paged``, whatever link style the service pages with.
+``ApiError`` with the service's own message; collections that link their next
+page are read whole by ``paged``. Magnum is reached through ``magnum_api.py``.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -70,3 +70,25 @@ def api_get(adapter, url, params=None, headers=None, missing_ok=False, service=N
             return {}
         return response.json()
     return retry_call(once, idempotent=True, deadline=60.0)
+
+
+def paged(adapter, url, key, params=None, headers=None, service=None):
+    """Every item of a collection that links its next page as ``<key>_links`` (Nova, Neutron, Glance).
+
+    One GET per page; the next link carries the whole query. Stops at an empty page
+    or a link already followed (a server that loops would otherwise never end).
+    """
+    items = []
+    seen = set()
+    while url:
+        body = api_get(adapter, url, params=params, headers=headers, service=service)
+        page = body.get(key) or []
+        items.extend(page)
+        url = None
+        if page:
+            for link in body.get('%s_links' % key) or []:
+                if link.get('rel') == 'next' and link.get('href') not in seen:
+                    url = link['href']
+                    seen.add(url)
+        params = None
+    return items

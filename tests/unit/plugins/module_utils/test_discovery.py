@@ -12,6 +12,7 @@ from unittest import mock
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
+from requests.structures import CaseInsensitiveDict
 
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
@@ -44,6 +45,7 @@ class FakeResponse:
         self.content = b'' if body is None else json.dumps(body).encode()
         self.text = self.content.decode()
         self.reason = 'fake'
+        self.headers = CaseInsensitiveDict({'Content-Type': 'application/json'} if body is not None else {})
 
     def json(self):
         if self._body is None:
@@ -67,6 +69,31 @@ class FakeAdapter:
         if fault:
             return FakeResponse(fault[0], fault[1])
         return getattr(self.cloud, 'route_' + self.service_type.replace('-', '_'))(parsed.path, query, headers or {})
+
+
+class FakeSession:
+    """The connection's keystoneauth session as python-magnumclient uses it: Magnum requests go to the fake."""
+
+    def __init__(self, cloud):
+        self.cloud = cloud
+
+    def get_endpoint(self, service_type=None, **kwargs):
+        return 'http://magnum.fake/v1' if service_type == 'container-infra' else None
+
+    def request(self, url, method, headers=None, **kwargs):
+        assert method == 'GET', 'discovery only reads Magnum'
+        return self.cloud.container_infrastructure_management.get(url, headers=headers)
+
+
+class FakeConfig:
+    def get_region_name(self, service_type):
+        return 'RegionOne'
+
+    def get_interface(self, service_type):
+        return 'public'
+
+    def get_endpoint(self, service_type):
+        return None
 
 
 def make_server(name, server_id, addresses=None, flavor='bm.large', image='img-fcos', status='ACTIVE'):
@@ -102,6 +129,8 @@ class FakeCloud:
         self.compute = FakeAdapter(self, 'compute')
         self.orchestration = FakeAdapter(self, 'orchestration')
         self.container_infrastructure_management = FakeAdapter(self, 'container-infra')
+        self.session = FakeSession(self)
+        self.config = FakeConfig()
         self.image = FakeImageProxy(self)
         self.closed = False
         self._seq = 0
@@ -222,6 +251,7 @@ class FakeCloud:
     # ---- routes
 
     def route_container_infra(self, path, query, headers):
+        path = path.rstrip('/')  # Magnum, like python-magnumclient, takes /clusters/ for /clusters
         if path == '/clusters':
             return FakeResponse(200, {'clusters': self.clusters, 'next': None})
         match = re.match(r'^/clusters/([^/]+)/nodegroups$', path)
@@ -230,9 +260,9 @@ class FakeCloud:
                 return FakeResponse(406, {'errors': [{'title': 'Not Acceptable', 'detail': 'Version 1.9 not supported'}]})
             ngs = self.nodegroups.get(match.group(1))
             if ngs is None:
-                return FakeResponse(404, {'errors': [{'detail': 'Cluster %s could not be found' % match.group(1)}]})
+                return FakeResponse(404, {'errors': [{'title': 'Not Found', 'detail': 'Cluster %s could not be found' % match.group(1)}]})
             return FakeResponse(200, {'nodegroups': ngs, 'next': None})
-        return FakeResponse(404, {'errors': [{'detail': 'no route %s' % path}]})
+        return FakeResponse(404, {'errors': [{'title': 'Not Found', 'detail': 'no route %s' % path}]})
 
     def route_orchestration(self, path, query, headers):
         parts = path.strip('/').split('/')

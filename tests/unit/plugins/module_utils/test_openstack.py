@@ -18,6 +18,7 @@ from openstack import exceptions as sdk_exc
 from ansible_collections.hpcops.coe.plugins.module_utils import magnum as mg
 from ansible_collections.hpcops.coe.plugins.module_utils import openstack as osu
 from ansible_collections.hpcops.coe.plugins.module_utils import retries
+from ansible_collections.hpcops.coe.plugins.module_utils.magnum_api import MagnumApi
 
 
 # ---------------------------------------------------------------- errors
@@ -226,9 +227,7 @@ def bare_module(endpoint, timeout=60):
     m.conn = types.SimpleNamespace(session=ksa_session.Session(), config=config)
     m.params = {'timeout': timeout, 'region_name': None, 'interface': 'public'}
     m._started = time.monotonic()
-    m._magnum = m._heat = None
-    m._mv = mg.version_tuple(m.magnum_api_version)
-    m._server_min = m._server_max = None
+    m.magnum_api = MagnumApi(m.conn, m.magnum_api_version)
     m._resolved, m._templates, m.progress_logs = {}, {}, []
 
     def fail_json(msg=None, **kwargs):
@@ -244,7 +243,7 @@ def test_client_pins_microversion_and_falls_back_on_406(api):
     assert [c.uuid for c in clusters] == ['u1']
     headers = [h for p, h in FakeMagnumAPI.seen]
     assert headers == ['container-infra 1.10', 'container-infra 1.8']
-    assert m._server_max == (1, 8)
+    assert m.magnum_api.server_max == (1, 8)
     # Later calls go straight to the served version.
     m.magnum_call('list', 'clusters', lambda c: c.clusters.list())
     assert FakeMagnumAPI.seen[-1][1] == 'container-infra 1.8'
@@ -264,13 +263,13 @@ def test_require_version_fails_before_change_with_served_range(api):
 def test_require_version_lowers_the_pin_when_enough(api):
     m = bare_module(api)
     m.require_magnum_version('1.7', 'resize')
-    assert m._mv == (1, 8) and m.magnum.http_client.api_version == '1.8'
+    assert m.magnum_api.version == (1, 8) and m.magnum.http_client.api_version == '1.8'
 
 
 def test_version_too_old_for_operation_on_406(api):
     FakeMagnumAPI.max_version = (1, 6)
     m = bare_module(api)
-    m._server_max = (1, 9)  # stale knowledge: the 406 corrects it
+    m.magnum_api.server_max = (1, 9)  # stale knowledge: the 406 corrects it
     with pytest.raises(Failed) as err:
         m.magnum_call('resize', "cluster 'hpc'", lambda c: c.clusters.list(), min_version='1.7')
     assert 'needs 1.7 or later' in str(err.value) and '1.1 to 1.6' in str(err.value)
