@@ -110,6 +110,7 @@ options:
 requirements:
   - python >= 3.9
   - openstacksdk >= 1.0.0
+  - python-magnumclient >= 4.0.0
 extends_documentation_fragment:
   - constructed
   - inventory_cache

@@ -4,10 +4,10 @@
 
 Builds on openstack.cloud's OpenStackModule so every module takes exactly its
 auth options and clouds.yaml handling, and adds what the Magnum modules need:
-python-magnumclient on the SDK's keystoneauth session
-(with Magnum microversion pinning and fallback), one retry policy, one error
-formatter, deadline bookkeeping for waits, and name-or-id resolution of
-Nova/Glance/Neutron objects that lists the valid choices when it fails.
+Magnum calls through the one Magnum layer (``magnum_api.py``) with the shared
+retry policy and clear errors, deadline bookkeeping for waits, and name-or-id
+resolution of Nova/Glance/Neutron objects that lists the valid choices when it
+fails.
 """
 
 import os
@@ -65,9 +65,7 @@ except ImportError:
     HAS_OPENSTACKSDK = False
 
 __all__ = ['CoeOpenStackModule', 'openstack_full_argument_spec', 'retry_call', 'is_transient', 'is_busy_refusal',
-           'http_status', 'describe_error', 'format_error', 'RAISE',
-           'retry_unsure_call',
-           'HAS_MAGNUMCLIENT']
+           'http_status', 'describe_error', 'format_error', 'RAISE', 'retry_unsure_call', 'HAS_MAGNUMCLIENT']
 
 # How long a cluster this run created may answer 404 before that means it is gone.
 NEW_CLUSTER_VISIBLE_WITHIN = 60.0
@@ -76,7 +74,7 @@ NEW_CLUSTER_VISIBLE_WITHIN = 60.0
 # --------------------------------------------------------------------------- module base
 
 class CoeOpenStackModule(OpenStackModule):
-    """OpenStackModule plus Magnum/Heat clients and the helpers above.
+    """OpenStackModule plus the Magnum layer and the helpers above.
 
     Subclasses set `argument_spec`, `module_kwargs` and implement run(). They
     may set `magnum_api_version` to the microversion they are written for.

@@ -47,6 +47,7 @@ options:
 requirements:
   - python >= 3.9
   - openstacksdk >= 1.0.0
+  - python-magnumclient >= 4.0.0
 attributes:
   check_mode:
     support: full
@@ -206,8 +207,6 @@ class ClusterNodesModule(CoeOpenStackModule):
         nodegroups=dict(type='list', elements='str'),
     )
     module_kwargs = dict(supports_check_mode=True)
-    requires_magnumclient = False
-
     def run(self):
         self.current_op, self.current_obj = 'list', 'clusters'
         clusters = discovery.list_clusters(self.conn)

@@ -69,6 +69,7 @@ options:
 requirements:
   - python >= 3.9
   - openstacksdk >= 1.0.0
+  - python-magnumclient >= 4.0.0 (to find the stack of a I(cluster))
 attributes:
   check_mode:
     support: full
