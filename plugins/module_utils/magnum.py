@@ -149,14 +149,18 @@ def validate_name(name, what='cluster'):
 
 
 def field(obj, key, default=None):
-    """Read a field from a dict or a client resource object."""
+    """Read a field from a dict or a client resource object.
+
+    A resource is read through its public to_dict(): a missing attribute of a
+    python-magnumclient resource that was not loaded in full (what create()
+    returns) would otherwise be fetched with an extra GET.
+    """
     if obj is None:
         return default
     if isinstance(obj, dict):
         return obj.get(key, default)
-    info = getattr(obj, '_info', None)
-    if isinstance(info, dict):
-        return info.get(key, default)
+    if hasattr(obj, 'to_dict'):
+        return obj.to_dict().get(key, default)
     return getattr(obj, key, default)
 
 
@@ -167,9 +171,6 @@ def to_dict(obj):
         return dict(obj)
     if hasattr(obj, 'to_dict'):
         return obj.to_dict()
-    info = getattr(obj, '_info', None)
-    if isinstance(info, dict):
-        return dict(info)
     return dict(vars(obj))
 
 

@@ -30,7 +30,7 @@ ALLOWED_IMPORTS = {
 
 # Private internals of python-magnumclient, requests and ansible-core the collection once used.
 PRIVATE_USES = re.compile(
-    r'\.(_list_pagination|_path|_create|_update|_delete|_http_request|'
+    r'''(?:\.|getattr\(\w+, ['"])(_list_pagination|_path|_create|_update|_delete|_http_request|_info|'''
     r'_pool_connections|_pool_block|_load_params|_no_log_values)\b')
 # Uses left where a replacement is not yet in place; a new file must not join them.
 KNOWN_PRIVATE_USES = {
