@@ -31,14 +31,14 @@ ALLOWED_IMPORTS = {
 # Private internals of python-magnumclient, requests and ansible-core the collection once used.
 PRIVATE_USES = re.compile(
     r'''(?:\.|getattr\(\w+, ['"])(_list_pagination|_path|_create|_update|_delete|_http_request|_info|'''
-    r'_pool_connections|_pool_block|_load_params|_no_log_values)\b')
+    r'_pool_connections|_pool_block|_pool_maxsize|_load_params|_no_log_values)\b')
 # Uses left where a replacement is not yet in place; a new file must not join them.
 KNOWN_PRIVATE_USES = {
     # ansible-core has no public way to read a module's raw arguments before AnsibleModule
     # validates them, which is what refuse_unclear_input needs.
     'module_utils/argspec.py': {'_load_params', '_no_log_values'},
     # Sizes the requests connection pool of the SDK session to the attach concurrency.
-    'modules/server_interfaces.py': {'_pool_connections', '_pool_block'},
+    'modules/server_interfaces.py': {'_pool_connections', '_pool_block', '_pool_maxsize'},
 }
 
 
