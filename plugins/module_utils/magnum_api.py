@@ -36,6 +36,9 @@ except ImportError:
     HAS_MAGNUMCLIENT = False
     MAGNUMCLIENT_IMPORT_ERROR = traceback.format_exc()
 
+__all__ = ['MagnumApi', 'MagnumVersionError', 'for_connection', 'find_cluster', 'list_all', 'list_clusters',
+           'list_nodegroups', 'list_templates', 'HAS_MAGNUMCLIENT', 'magnum_exc']
+
 SERVICE_TYPE = 'container-infra'
 # The newest microversion whose answers the collection reads: it covers resize (1.7),
 # upgrade (1.8), nodegroups (1.9) and zero-node nodegroups (1.10) with the field names

@@ -207,6 +207,7 @@ class ClusterNodesModule(CoeOpenStackModule):
         nodegroups=dict(type='list', elements='str'),
     )
     module_kwargs = dict(supports_check_mode=True)
+
     def run(self):
         self.current_op, self.current_obj = 'list', 'clusters'
         clusters = discovery.list_clusters(self.conn)

@@ -476,9 +476,9 @@ def test_capi_unknown_nodegroups_fall_back_to_the_name_less_its_suffixes():
     # Magnum before API 1.9 lists no nodegroups: the name is all there is to go by.
     control_plane_only = [('control-plane', 'master', 'default-master')]
     assert discovery.capi_role('kube-ab12c-ib-fast-5d8f9-abcde', 'kube-ab12c', control_plane_only,
-                           nodegroups_known=False) == ('worker', 'ib-fast')
+                               nodegroups_known=False) == ('worker', 'ib-fast')
     assert discovery.capi_role('kube-ab12c-control-plane-7xk2p-zq9v', 'kube-ab12c', control_plane_only,
-                           nodegroups_known=False) == ('master', 'default-master')
+                               nodegroups_known=False) == ('master', 'default-master')
     assert discovery.capi_role('kube-ab12c-bastion-x', 'kube-ab12c', control_plane_only, nodegroups_known=False) is None
 
 

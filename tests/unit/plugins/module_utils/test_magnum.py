@@ -18,8 +18,6 @@ def test_status_family(status, family):
     assert mg.status_family(status) == family
 
 
-
-
 def test_normalize_labels_makes_everything_strings():
     assert mg.normalize_labels({'a': 1, 'b': True, 'c': False, 'd': 1.5, 'e': 'x', 'f': None, 3: 'y'}) == {
         'a': '1', 'b': 'true', 'c': 'false', 'd': '1.5', 'e': 'x', 'f': '', '3': 'y'}
