@@ -110,6 +110,7 @@ options:
 requirements:
   - python >= 3.9
   - openstacksdk >= 1.0.0
+  - python-magnumclient >= 4.0.0
 extends_documentation_fragment:
   - constructed
   - inventory_cache
@@ -160,7 +161,7 @@ from ansible.inventory.group import to_safe_group_name
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
-from ansible_collections.hpcops.coe.plugins.module_utils import nodes as discovery
+from ansible_collections.hpcops.coe.plugins.module_utils import discovery
 from ansible_collections.hpcops.coe.plugins.module_utils.sessions import retry_refused_tokens
 
 try:

@@ -1,16 +1,13 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Heat stacks, outputs and resources read with plain HTTP requests.
+"""Heat stacks, outputs and resources, read through the REST layer (``rest.py``).
 
 openstacksdk's orchestration proxy drops ``nested_depth`` when it lists
 resources, and the servers of a Heat-driver Magnum cluster sit two levels
-down (ResourceGroup -> member stack -> OS::Nova::Server). The requests below
-go through an openstacksdk connection's service adapters, so they reuse its
-token, catalog and TLS settings, and they need no extra client library.
-
-``api_get`` and ``ApiError`` are the raw-request layer that node discovery
-(``nodes.py``) uses for Magnum and Nova as well.
+down (ResourceGroup -> member stack -> OS::Nova::Server). The requests go
+through an openstacksdk connection's service adapter, so they reuse its
+token, catalog and TLS settings, and they need no Heat client library.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -19,64 +16,7 @@ __metaclass__ = type
 
 from urllib.parse import quote
 
-
-class ApiError(Exception):
-    """An OpenStack API answered with an error status."""
-
-    def __init__(self, service, method, url, status, message):
-        self.service = service
-        self.url = url
-        # Named like the client libraries' attribute, so shared error formatting finds it.
-        self.status_code = status
-        self.message = message
-        super(ApiError, self).__init__(
-            '%s %s %s failed with HTTP %s: %s' % (service, method, url, status, message))
-
-
-def _error_message(response):
-    """The human part of an OpenStack error body, whatever the service's format."""
-    try:
-        body = response.json()
-    except ValueError:
-        return (response.text or response.reason or '').strip()[:500]
-    if isinstance(body, dict):
-        # Magnum: {"errors": [{"title", "detail"}]}
-        errors = body.get('errors')
-        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-            return errors[0].get('detail') or errors[0].get('title') or str(errors[0])
-        # Heat: {"explanation", "error": {"message", "type"}}
-        error = body.get('error')
-        if isinstance(error, dict):
-            return error.get('message') or body.get('explanation') or str(error)
-        # Nova/Neutron: {"itemNotFound": {"message", "code"}} or {"NeutronError": {...}}
-        for value in body.values():
-            if isinstance(value, dict) and 'message' in value:
-                return value['message']
-    return str(body)[:500]
-
-
-def api_get(adapter, url, params=None, headers=None, missing_ok=False, service=None):
-    """GET ``url`` (relative to the adapter's endpoint, or absolute) and return the JSON body.
-
-    Returns None on 404 when ``missing_ok``; raises ApiError on any other error status.
-    A read is idempotent: transient errors (5xx, 429, a refused connection) are retried
-    through the shared retry layer, within a minute.
-    """
-    # Imported here: the retry layer's module needs Ansible's OpenStack utilities, which
-    # the pure functions of this module do not.
-    from ansible_collections.hpcops.coe.plugins.module_utils.openstack import retry_call
-
-    def once():
-        response = adapter.get(url, params=params, headers=headers, raise_exc=False)
-        if response.status_code == 404 and missing_ok:
-            return None
-        if response.status_code >= 400:
-            raise ApiError(service or getattr(adapter, 'service_type', 'openstack'), 'GET', url,
-                           response.status_code, _error_message(response))
-        if response.status_code == 204 or not response.content:
-            return {}
-        return response.json()
-    return retry_call(once, idempotent=True, deadline=60.0)
+from ansible_collections.hpcops.coe.plugins.module_utils.rest import api_get
 
 
 def _orchestration(conn):

@@ -22,9 +22,6 @@ NAME_MAX_LENGTH = 242
 _UUID_RE = re.compile(
     r'^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$')
 
-# Fields that the list view of /v1/clusters lacks and a GET of one cluster has.
-DETAIL_ONLY_FIELDS = ('status_reason', 'api_address', 'master_addresses', 'node_addresses', 'faults')
-
 # Template fields Magnum still accepts in a PATCH while clusters use the template.
 TEMPLATE_FIELDS_UPDATABLE_IN_USE = frozenset(['public', 'hidden', 'name'])
 
@@ -64,15 +61,6 @@ def is_busy(status):
 
 def is_deleting(status):
     return str(status or '').upper() in ('DELETE_IN_PROGRESS', 'DELETE_COMPLETE')
-
-
-def action_of(status):
-    """'CREATE_IN_PROGRESS' -> 'CREATE'."""
-    status = str(status or '').upper()
-    for suffix in ('_IN_PROGRESS', '_COMPLETE', '_FAILED'):
-        if status.endswith(suffix):
-            return status[:-len(suffix)]
-    return status
 
 
 def label_value(value, key='?'):
@@ -161,14 +149,18 @@ def validate_name(name, what='cluster'):
 
 
 def field(obj, key, default=None):
-    """Read a field from a dict or a client resource object."""
+    """Read a field from a dict or a client resource object.
+
+    A resource is read through its public to_dict(): a missing attribute of a
+    python-magnumclient resource that was not loaded in full (what create()
+    returns) would otherwise be fetched with an extra GET.
+    """
     if obj is None:
         return default
     if isinstance(obj, dict):
         return obj.get(key, default)
-    info = getattr(obj, '_info', None)
-    if isinstance(info, dict):
-        return info.get(key, default)
+    if hasattr(obj, 'to_dict'):
+        return obj.to_dict().get(key, default)
     return getattr(obj, key, default)
 
 
@@ -179,9 +171,6 @@ def to_dict(obj):
         return dict(obj)
     if hasattr(obj, 'to_dict'):
         return obj.to_dict()
-    info = getattr(obj, '_info', None)
-    if isinstance(info, dict):
-        return dict(info)
     return dict(vars(obj))
 
 

@@ -63,13 +63,6 @@ def _bytes(text):
     return text.encode('ascii') if isinstance(text, str) else text
 
 
-def same_pem(a, b):
-    """Two PEM texts hold the same certificate(s) (whitespace aside)."""
-    if not a or not b:
-        return False
-    return ''.join(a.split()) == ''.join(b.split())
-
-
 def credentials_problem(cert_pem, key_pem, ca_pem, renew_before_days, now=None):
     """Why existing client credentials cannot be reused, or None when they can.
 

@@ -4,17 +4,14 @@
 
 Builds on openstack.cloud's OpenStackModule so every module takes exactly its
 auth options and clouds.yaml handling, and adds what the Magnum modules need:
-python-magnumclient and python-heatclient on the SDK's keystoneauth session
-(with Magnum microversion pinning and fallback), one retry policy, one error
-formatter, deadline bookkeeping for waits, and name-or-id resolution of
-Nova/Glance/Neutron objects that lists the valid choices when it fails.
+Magnum calls through the one Magnum layer (``magnum_api.py``) with the shared
+retry policy and clear errors, deadline bookkeeping for waits, and name-or-id
+resolution of Nova/Glance/Neutron objects that lists the valid choices when it
+fails.
 """
 
 import os
-import random
-import re
 import time
-import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
@@ -24,6 +21,26 @@ from ansible_collections.openstack.cloud.plugins.module_utils.openstack import (
 )
 from ansible_collections.hpcops.coe.plugins.module_utils import magnum as mg
 from ansible_collections.hpcops.coe.plugins.module_utils.argspec import refuse_unclear_input
+from ansible_collections.hpcops.coe.plugins.module_utils.errors import describe_error, format_error, http_status
+from ansible_collections.hpcops.coe.plugins.module_utils.magnum_api import (
+    HAS_MAGNUMCLIENT,
+    MAGNUMCLIENT_IMPORT_ERROR,
+    MagnumApi,
+    MagnumVersionError,
+    PREFERRED_VERSION,
+    SERVICE_TYPE,
+    find_cluster,
+    list_clusters,
+    list_nodegroups,
+    list_templates,
+    magnum_exc,
+)
+from ansible_collections.hpcops.coe.plugins.module_utils.retries import (
+    is_busy_refusal,
+    is_transient,
+    retry_call,
+    retry_unsure_call,
+)
 from ansible_collections.hpcops.coe.plugins.module_utils.sessions import retry_refused_tokens
 from ansible_collections.hpcops.coe.plugins.module_utils.waiting import (
     PROGRESS_FILE_ENV,
@@ -32,26 +49,6 @@ from ansible_collections.hpcops.coe.plugins.module_utils.waiting import (
     WaitTimeout,
     wait_for,
 )
-
-try:
-    from magnumclient import client as magnum_client
-    from magnumclient import exceptions as magnum_exc
-    HAS_MAGNUMCLIENT = True
-    MAGNUMCLIENT_IMPORT_ERROR = None
-except ImportError:
-    magnum_client = None
-    magnum_exc = None
-    HAS_MAGNUMCLIENT = False
-    MAGNUMCLIENT_IMPORT_ERROR = traceback.format_exc()
-
-try:
-    from heatclient import client as heat_client
-    HAS_HEATCLIENT = True
-    HEATCLIENT_IMPORT_ERROR = None
-except ImportError:
-    heat_client = None
-    HAS_HEATCLIENT = False
-    HEATCLIENT_IMPORT_ERROR = traceback.format_exc()
 
 try:
     from keystoneauth1 import exceptions as ksa_exc
@@ -68,267 +65,23 @@ except ImportError:
     HAS_OPENSTACKSDK = False
 
 __all__ = ['CoeOpenStackModule', 'openstack_full_argument_spec', 'retry_call', 'is_transient', 'is_busy_refusal',
-           'http_status', 'describe_error', 'format_error', 'list_all', 'RAISE',
-           'HAS_MAGNUMCLIENT', 'HAS_HEATCLIENT']
+           'http_status', 'describe_error', 'format_error', 'RAISE', 'retry_unsure_call', 'HAS_MAGNUMCLIENT']
 
-MAGNUM_SERVICE_TYPE = 'container-infra'
 # How long a cluster this run created may answer 404 before that means it is gone.
 NEW_CLUSTER_VISIBLE_WITHIN = 60.0
-HEAT_SERVICE_TYPE = 'orchestration'
-
-
-# --------------------------------------------------------------------------- errors
-
-def http_status(exc):
-    """The HTTP status carried by any client library's exception, or None."""
-    for attr in ('http_status', 'status_code', 'code'):
-        value = getattr(exc, attr, None)
-        if isinstance(value, int) and 100 <= value < 600:
-            return value
-    response = getattr(exc, 'response', None)
-    value = getattr(response, 'status_code', None)
-    if isinstance(value, int):
-        return value
-    if HAS_KEYSTONEAUTH and isinstance(exc, ksa_exc.DiscoveryFailure):
-        # Keystone's version discovery failing on an HTTP error says so only in its message.
-        found = re.search(r'\(HTTP (\d{3})\)', str(exc))
-        if found:
-            return int(found.group(1))
-    return None
-
-
-def request_id(exc):
-    rid = getattr(exc, 'request_id', None)
-    if rid:
-        return rid
-    headers = getattr(getattr(exc, 'response', None), 'headers', None) or {}
-    try:
-        return headers.get('x-openstack-request-id') or headers.get('X-OpenStack-Request-ID')
-    except AttributeError:
-        return None
-
-
-def _clean(text):
-    return ' '.join(str(text).split()) if text else ''
-
-
-def describe_error(exc):
-    """A one-line explanation of a client exception (no 'Cannot ...' prefix)."""
-    status = http_status(exc)
-    if HAS_KEYSTONEAUTH and isinstance(exc, ksa_exc.EndpointNotFound):
-        return 'the service is not in the cloud\'s catalog for this region and interface (%s)' % _clean(exc)
-    if HAS_KEYSTONEAUTH and isinstance(exc, (ksa_exc.ConnectFailure, ksa_exc.ConnectTimeout)):
-        return 'cannot connect to the API endpoint: %s' % _clean(exc)
-    if HAS_KEYSTONEAUTH and isinstance(exc, ksa_exc.Unauthorized):
-        return 'authentication failed (check cloud/auth): %s' % _clean(exc)
-    if isinstance(exc, RuntimeError) and 'endpoint' in str(exc).lower():
-        # magnumclient turns any failure to find its endpoint (Keystone's included) into RuntimeError.
-        return 'cannot find the container-infra (Magnum) endpoint: %s' % _clean(exc)
-
-    title = _clean(getattr(exc, 'message', None))
-    details = getattr(exc, 'details', None)
-    if isinstance(details, (dict, list)):
-        details = str(details)
-    details = _clean(details)
-    if details.startswith('{') and title:
-        # magnumclient puts the raw body in details when it found no detail field.
-        details = ''
-    if title and details and (details in title or title in details):
-        text = details if len(details) >= len(title) else title
-    elif title and details:
-        text = '%s: %s' % (title, details)
-    else:
-        text = title or details or _clean(exc) or exc.__class__.__name__
-    # magnumclient appends "(HTTP 409)" to str(exc); keep one status marker.
-    text = text.replace(' (HTTP %s)' % status, '') if status else text
-    extra = []
-    if status:
-        extra.append('HTTP %d' % status)
-    rid = request_id(exc)
-    if rid:
-        extra.append('request %s' % rid)
-    return '%s (%s)' % (text, ', '.join(extra)) if extra else text
-
-
-def format_error(exc, op, obj=None):
-    """'Cannot <op> <obj>: <what the service said> (HTTP n, request id)'."""
-    target = ' %s' % obj if obj else ''
-    return 'Cannot %s%s: %s' % (op, target, describe_error(exc))
-
-
-# --------------------------------------------------------------------------- retries
-
-RETRY_ALWAYS = (409, 429)
-RETRY_IF_IDEMPOTENT = (500, 502, 503, 504)
-
-# Magnum also answers 409 for input it will never accept (NodeGroupInvalidInput,
-# NodeGroupAlreadyExists, several objects with one name, a template in use):
-# retrying those only delays the error.
-PERMANENT_CONFLICT = re.compile(
-    r'already exists|multiple \w+ exist|is invalid|not valid|should be less|referenced|same name', re.I)
-# Magnum refuses actions on a cluster that is mid-operation with 400
-# "Resizing a cluster when status is "UPDATE_IN_PROGRESS" is not supported."
-BUSY_REFUSAL = re.compile(r'when (its )?status is .*not supported', re.I)
-
-
-def error_text(exc):
-    return ' '.join(str(p) for p in (getattr(exc, 'message', None), getattr(exc, 'details', None), exc) if p)
-
-
-def is_busy_refusal(exc):
-    """Magnum refused because the cluster is busy: wait for it to settle, then retry."""
-    return http_status(exc) == 400 and bool(BUSY_REFUSAL.search(error_text(exc)))
-
-
-def is_transient(exc, idempotent=True):
-    """Whether retrying the call that raised `exc` is safe and may succeed.
-
-    409 and 429 mean the server refused the request without applying it (a
-    lock, a short conflict): retryable, unless the conflict is one Magnum
-    never resolves by itself. 5xx may have been applied, so only idempotent
-    calls retry on them. A refused TCP connection never reached the server.
-    """
-    status = http_status(exc)
-    if status == 409 and PERMANENT_CONFLICT.search(error_text(exc)):
-        return False
-    if status in RETRY_ALWAYS:
-        return True
-    if status in RETRY_IF_IDEMPOTENT:
-        return idempotent
-    if HAS_KEYSTONEAUTH:
-        if isinstance(exc, (ksa_exc.ConnectFailure, ksa_exc.ConnectTimeout)):
-            return True
-        if isinstance(exc, ksa_exc.ConnectionError):
-            return idempotent
-    return False
-
-
-def _retry_after(exc):
-    headers = getattr(getattr(exc, 'response', None), 'headers', None) or {}
-    try:
-        value = headers.get('Retry-After') or headers.get('retry-after')
-        return float(value) if value is not None else None
-    except (TypeError, ValueError, AttributeError):
-        return None
-
-
-def retry_call(fn, idempotent=True, attempts=6, deadline=120.0, base_delay=1.0, max_delay=20.0,
-               retry_if=None, on_retry=None, sleep=None, clock=None, rand=None):
-    """Call `fn()`; retry transient failures with exponential backoff and jitter.
-
-    Bounded twice: at most `attempts` calls, and no sleep past `deadline`
-    seconds from the first call (the last error is raised then). The jitter
-    keeps parallel runs (e.g. forks of one play) from retrying in lockstep.
-    """
-    retry_if = retry_if or (lambda e: is_transient(e, idempotent))
-    sleep = sleep or time.sleep
-    clock = clock or time.monotonic
-    rand = rand or random.random
-    start = clock()
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return fn()
-        except Exception as exc:  # noqa: BLE001 - classification is retry_if's job
-            if attempt >= attempts or not retry_if(exc):
-                raise
-            ceiling = min(max_delay, base_delay * (2 ** (attempt - 1)))
-            delay = ceiling / 2.0 + rand() * ceiling / 2.0
-            hinted = _retry_after(exc)
-            if hinted is not None:
-                delay = max(delay, min(hinted, max_delay))
-            remaining = deadline - (clock() - start)
-            if remaining <= delay:
-                raise
-            if on_retry is not None:
-                on_retry(exc, attempt, delay)
-            sleep(delay)
-
-
-def is_unsure(exc):
-    """Whether a failed call may still have taken effect: a 5xx, or a connection lost after sending.
-
-    A refused connection (nothing was sent) is not unsure; neither is any 4xx.
-    """
-    status = http_status(exc)
-    if status in RETRY_IF_IDEMPOTENT:
-        return True
-    if HAS_KEYSTONEAUTH and status is None:
-        if isinstance(exc, (ksa_exc.ConnectFailure, ksa_exc.ConnectTimeout)):
-            return False
-        return isinstance(exc, ksa_exc.ConnectionError)
-    return False
-
-
-def retry_unsure_call(fn, landed, retry_if=None, unsure_500s=2, **kwargs):
-    """``retry_call`` for a call that is not idempotent (it makes something), such as an attach.
-
-    After an error that leaves unknown whether the call took effect (``is_unsure``),
-    ``landed()`` is asked before the next try: a value other than None is what the
-    call made, and is returned as its result; None means it did not land, and the
-    call is retried within the same bounds (attempts, deadline) as every retry. The
-    reads ``landed()`` makes are retried like any idempotent call. A plain 500 is
-    retried at most ``unsure_500s`` times: services also answer 500 for failures a
-    retry does not cure (Nova's InterfaceAttachFailed when no physical NIC is free).
-    ``retry_if`` decides about every other error (default: ``is_transient``).
-    """
-    retry_if = retry_if or (lambda e: is_transient(e, idempotent=False))
-    state = {'unsure': None, '500s': 0}
-
-    def attempt():
-        if state['unsure'] is not None:
-            found = landed()
-            if found is not None:
-                return found
-            state['unsure'] = None
-        try:
-            return fn()
-        except Exception as exc:
-            if is_unsure(exc):
-                state['unsure'] = exc
-                if http_status(exc) == 500:
-                    state['500s'] += 1
-            raise
-
-    def retryable(exc):
-        if exc is state['unsure']:
-            return http_status(exc) != 500 or state['500s'] <= unsure_500s
-        if state['unsure'] is not None:
-            # landed() itself failed: a read, retried like any idempotent call.
-            return is_transient(exc, idempotent=True)
-        return retry_if(exc)
-
-    return retry_call(attempt, retry_if=retryable, **kwargs)
-
-
-# --------------------------------------------------------------------------- listing
-
-def list_all(manager, key, suffix=None, cluster_id=None):
-    """Every item of a Magnum collection, following its 'next' links.
-
-    magnumclient's list() either stops after the first page (no limit) or
-    sends limit=0, which Magnum rejects as "Limit must be positive".
-    """
-    if cluster_id is not None:
-        path = manager._path(cluster_id, id=suffix)
-    else:
-        path = manager._path(suffix)
-    return manager._list_pagination(path, key)
 
 
 # --------------------------------------------------------------------------- module base
 
 class CoeOpenStackModule(OpenStackModule):
-    """OpenStackModule plus Magnum/Heat clients and the helpers above.
+    """OpenStackModule plus the Magnum layer and the helpers above.
 
     Subclasses set `argument_spec`, `module_kwargs` and implement run(). They
     may set `magnum_api_version` to the microversion they are written for.
     """
 
-    # 1.10 covers resize (1.7), upgrade (1.8), nodegroups (1.9) and zero-node
-    # nodegroups (1.10) with the field names every Magnum release returns.
-    magnum_api_version = '1.10'
+    # The microversion the modules ask for first (see magnum_api.PREFERRED_VERSION).
+    magnum_api_version = PREFERRED_VERSION
     # Clients are needed by every module of this collection that uses Magnum.
     requires_magnumclient = True
 
@@ -340,11 +93,9 @@ class CoeOpenStackModule(OpenStackModule):
         if self.requires_magnumclient and not HAS_MAGNUMCLIENT:
             self.fail_json(msg=missing_required_lib('python-magnumclient'),
                            exception=MAGNUMCLIENT_IMPORT_ERROR)
-        self._magnum = None
-        self._heat = None
-        self._mv = mg.version_tuple(self.magnum_api_version)
-        self._server_min = None
-        self._server_max = None
+        # The one way to Magnum: its client, microversion state, paging and retries.
+        self.magnum_api = MagnumApi(self.conn, self.magnum_api_version, region_name=self.params.get('region_name'),
+                                    interface=self.params.get('interface'))
         self._resolved = {}
         self._templates = {}
         self._created_clusters = {}
@@ -359,31 +110,14 @@ class CoeOpenStackModule(OpenStackModule):
 
     # ---- clients
 
-    def _endpoint_args(self, service_type):
-        config = self.conn.config
-        args = {
-            'region_name': config.get_region_name(service_type) or self.params.get('region_name'),
-            'interface': config.get_interface(service_type) or self.params.get('interface') or 'public',
-        }
-        if isinstance(args['interface'], list):
-            args['interface'] = args['interface'][0]
-        override = config.get_endpoint(service_type)
-        if override:
-            args['endpoint_override'] = override
-        return args
-
     @property
     def magnum(self):
         """A python-magnumclient v1 client on the SDK's session, pinned to a microversion."""
-        if self._magnum is None:
-            kwargs = self._endpoint_args(MAGNUM_SERVICE_TYPE)
+        if not self.magnum_api.built:
+            kwargs = self.magnum_api.endpoint_args()
             if 'endpoint_override' not in kwargs:
-                self._require_endpoint(MAGNUM_SERVICE_TYPE, 'container-infra (Magnum)', kwargs)
-            client = magnum_client.Client('1', session=self.conn.session,
-                                          api_version=mg.version_text(self._mv), **kwargs)
-            self._watch_versions(client)
-            self._magnum = client
-        return self._magnum
+                self._require_endpoint(SERVICE_TYPE, 'container-infra (Magnum)', kwargs)
+        return self.magnum_api.client
 
     def _require_endpoint(self, service_type, label, kwargs):
         """Log in and find the service in the catalog, retrying what Keystone answers transiently.
@@ -405,83 +139,19 @@ class CoeOpenStackModule(OpenStackModule):
             self.fail_json(msg="Cannot reach the %s service: it is not in the cloud's catalog for region %s and "
                                "interface %s." % (label, kwargs['region_name'] or '(any)', kwargs['interface']))
 
-    @property
-    def heat(self):
-        """A python-heatclient v1 client on the SDK's session (built on first use)."""
-        if self._heat is None:
-            if not HAS_HEATCLIENT:
-                self.fail_json(msg=missing_required_lib('python-heatclient'),
-                               exception=HEATCLIENT_IMPORT_ERROR)
-            kwargs = self._endpoint_args(HEAT_SERVICE_TYPE)
-            self._heat = heat_client.Client('1', session=self.conn.session,
-                                            service_type=HEAT_SERVICE_TYPE, **kwargs)
-        return self._heat
-
-    def _watch_versions(self, client):
-        # Every Magnum response names the microversion range it serves: record
-        # it so a later call can be checked before anything is changed.
-        http = getattr(client, 'http_client', None)
-        original = getattr(http, '_http_request', None)
-        if original is None:
-            return
-
-        def recording(url, method, **kwargs):
-            try:
-                resp = original(url, method, **kwargs)
-            except Exception as exc:
-                self._record_versions(getattr(exc, 'response', None))
-                raise
-            self._record_versions(resp)
-            return resp
-
-        http._http_request = recording
-
-    def _record_versions(self, response):
-        headers = getattr(response, 'headers', None)
-        if not headers:
-            return
-        try:
-            low = headers.get('OpenStack-API-Minimum-Version')
-            high = headers.get('OpenStack-API-Maximum-Version')
-        except AttributeError:
-            return
-        if high:
-            self._server_max = mg.version_tuple(high)
-        if low:
-            self._server_min = mg.version_tuple(low)
-
-    def _set_magnum_version(self, version):
-        self._mv = version
-        if self._magnum is not None:
-            self._magnum.http_client.api_version = mg.version_text(version)
-
     def magnum_server_versions(self):
         """(min, max) microversions of the cloud's Magnum; probes once if unknown."""
-        if self._server_max is None:
-            try:
-                self.magnum.http_client.json_request('GET', '/')
-            except Exception:  # noqa: BLE001 - a probe; callers handle None
-                pass
-        return self._server_min, self._server_max
+        return self.magnum_api.server_versions(self.magnum)
 
     def require_magnum_version(self, version, op, obj=None):
         """Fail before any change when the cloud's Magnum is older than `version`."""
-        needed = mg.version_tuple(version)
-        low, high = self.magnum_server_versions()
-        if high is not None and high < needed:
-            self.fail_json(msg=(
-                'Cannot %s%s: this needs Magnum API microversion %s or later, and this cloud\'s '
-                'Magnum serves %s to %s. Nothing was changed.' % (
-                    op, ' %s' % obj if obj else '', mg.version_text(needed),
-                    mg.version_text(low or (1, 1)), mg.version_text(high))))
-        if high is not None and high < self._mv:
-            self._set_magnum_version(high)
-        if needed > self._mv:
-            self._set_magnum_version(needed)
+        try:
+            self.magnum_api.require(version, server_versions=self.magnum_server_versions)
+        except MagnumVersionError as err:
+            self.fail_json(msg='Cannot %s%s: %s. Nothing was changed.' % (op, ' %s' % obj if obj else '', err))
 
     def magnum_supports(self, version):
-        low, high = self.magnum_server_versions()
-        return high is None or high >= mg.version_tuple(version)
+        return self.magnum_api.supports(version, server_versions=self.magnum_server_versions)
 
     def magnum_call(self, op, obj, fn, idempotent=True, min_version=None, retry=True,
                     on_error=None, when_busy=None, landed=None):
@@ -500,12 +170,7 @@ class CoeOpenStackModule(OpenStackModule):
             self.require_magnum_version(min_version, op, obj)
 
         def once():
-            try:
-                return fn(self.magnum)
-            except Exception as exc:
-                if http_status(exc) == 406 and self._fall_back(exc, min_version):
-                    return fn(self.magnum)
-                raise
+            return self.magnum_api.attempt(fn, min_version, client=self.magnum)
 
         def note_retry(exc, attempt, delay):
             self.debug('%s: %s; retry %d in %.1f s' % (op, describe_error(exc), attempt, delay))
@@ -534,23 +199,15 @@ class CoeOpenStackModule(OpenStackModule):
                     self.fail_json(msg=self._version_message(op, obj, exc, min_version))
                 self.fail_json(msg=format_error(exc, op, obj), status_code=http_status(exc))
 
-    def _fall_back(self, exc, min_version):
-        self._record_versions(getattr(exc, 'response', None))
-        high = self._server_max
-        floor = mg.version_tuple(min_version) if min_version else (1, 1)
-        if high is not None and high < self._mv and high >= floor:
-            self._set_magnum_version(high)
-            return True
-        return False
-
     def _version_message(self, op, obj, exc, min_version):
+        api = self.magnum_api
         served = ''
-        if self._server_max is not None:
+        if api.server_max is not None:
             served = " This cloud's Magnum serves microversions %s to %s." % (
-                mg.version_text(self._server_min or (1, 1)), mg.version_text(self._server_max))
+                mg.version_text(api.server_min or (1, 1)), mg.version_text(api.server_max))
         needed = ' It needs %s or later.' % min_version if min_version else ''
         return ('Cannot %s%s: Magnum refused microversion %s (HTTP 406).%s%s' % (
-            op, ' %s' % obj if obj else '', mg.version_text(self._mv), needed, served))
+            op, ' %s' % obj if obj else '', mg.version_text(api.version), needed, served))
 
     def nodes_in_error(self, cluster_ref, nodegroup=None):
         """Names of the cluster's servers in ERROR (optionally of one nodegroup), for failure messages.
@@ -558,7 +215,7 @@ class CoeOpenStackModule(OpenStackModule):
         Best effort: read only when something already failed, and an error reading
         them must not hide the failure being reported.
         """
-        from ansible_collections.hpcops.coe.plugins.module_utils import nodes as discovery
+        from ansible_collections.hpcops.coe.plugins.module_utils import discovery
         try:
             found = discovery.discover_cluster_nodes(self.conn, cluster_ref)
         except Exception:  # noqa: BLE001 - the message then goes without the node names
@@ -577,7 +234,7 @@ class CoeOpenStackModule(OpenStackModule):
             self.warn('Shrinking %s by %d node(s) names no nodes_to_remove: the driver chooses which nodes '
                       'go. Name them (server names or IDs) to choose.' % (what, shrink_by))
             return []
-        from ansible_collections.hpcops.coe.plugins.module_utils import nodes as discovery
+        from ansible_collections.hpcops.coe.plugins.module_utils import discovery
         members = [n for n in discovery.discover_cluster_nodes(self.conn, cluster_ref)
                    if n.get('nodegroup') == nodegroup]
         by_ref = {}
@@ -702,17 +359,24 @@ class CoeOpenStackModule(OpenStackModule):
     # ---- Magnum look-ups shared by the modules
 
     def list_clusters(self, detail=False):
-        return self.magnum_call('list', 'clusters',
-                                lambda c: list_all(c.clusters, 'clusters', 'detail' if detail else None))
+        return self.magnum_call('list', 'clusters', lambda c: list_clusters(c, detail))
 
     def list_templates(self):
-        return self.magnum_call('list', 'cluster templates',
-                                lambda c: list_all(c.cluster_templates, 'clustertemplates', 'detail'))
+        return self.magnum_call('list', 'cluster templates', list_templates)
+
+    def create_template(self, body):
+        """POST a new cluster template with every field of ``body``; Magnum checks them.
+
+        magnumclient's cluster_templates.create() refuses keys outside its own list
+        before sending anything, and that list lacks fields the Magnum API takes
+        (apiserver_port); the client's JSON request sends the body as it is.
+        """
+        return self.magnum.http_client.json_request('POST', '/v1/clustertemplates', body=body)[1]
 
     def list_nodegroups(self, cluster_id, missing_ok=False):
         return self.magnum_call(
             'list nodegroups of', "cluster '%s'" % cluster_id,
-            lambda c: list_all(c.nodegroups, 'nodegroups', None, cluster_id=cluster_id),
+            lambda c: list_nodegroups(c, cluster_id),
             min_version=mg.MV_NODEGROUPS,
             on_error=lambda e: [] if missing_ok and http_status(e) == 404 else _RAISE)
 
@@ -797,15 +461,10 @@ class CoeOpenStackModule(OpenStackModule):
                 return cluster
         clusters = self.list_clusters()
         try:
-            match = mg.match_name_or_id(clusters, value, 'cluster',
-                                        exclude=lambda c: mg.is_deleting(mg.field(c, 'status')))
+            match = find_cluster(clusters, value, option=option, required=required)
         except mg.MagnumInputError as err:
-            self.fail_json(msg='%s (option %s)' % (err, option))
+            self.fail_json(msg=str(err))
         if match is None:
-            if required:
-                names = sorted(set(mg.field(c, 'name') for c in clusters if mg.field(c, 'name')))
-                self.fail_json(msg="cluster '%s' given in %s does not exist (as a name or an ID). "
-                                   "Existing clusters: %s" % (value, option, ', '.join(names) or 'none'))
             return None
         return self.get_cluster(mg.object_id(match))
 

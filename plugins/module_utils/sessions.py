@@ -3,7 +3,7 @@
 """How the collection's keystoneauth sessions treat a refused token.
 
 Shared by the modules (through CoeOpenStackModule) and the inventory plugin:
-every client they use (openstacksdk, python-magnumclient, python-heatclient)
+every client they use (openstacksdk and python-magnumclient)
 sends its requests through the one session of the SDK connection.
 """
 
@@ -28,7 +28,7 @@ def retry_refused_tokens(session, retries=TOKEN_REFUSED_RETRIES):
     method, POST included.
 
     Only requests that carry a token and ask for the response instead of an
-    exception (as the SDK and the Magnum and Heat clients all do) are retried.
+    exception (as the SDK and the Magnum client both do) are retried.
     Keystone refusing the credentials themselves raises from the login and is
     never retried: repeated failed logins can lock an account.
     """

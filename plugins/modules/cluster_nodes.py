@@ -47,6 +47,7 @@ options:
 requirements:
   - python >= 3.9
   - openstacksdk >= 1.0.0
+  - python-magnumclient >= 4.0.0
 attributes:
   check_mode:
     support: full
@@ -196,7 +197,7 @@ nodes:
 '''
 
 from ansible_collections.hpcops.coe.plugins.module_utils.openstack import CoeOpenStackModule
-from ansible_collections.hpcops.coe.plugins.module_utils import nodes as discovery
+from ansible_collections.hpcops.coe.plugins.module_utils import discovery
 
 
 class ClusterNodesModule(CoeOpenStackModule):
@@ -206,7 +207,6 @@ class ClusterNodesModule(CoeOpenStackModule):
         nodegroups=dict(type='list', elements='str'),
     )
     module_kwargs = dict(supports_check_mode=True)
-    requires_magnumclient = False
 
     def run(self):
         self.current_op, self.current_obj = 'list', 'clusters'

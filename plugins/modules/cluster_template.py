@@ -37,7 +37,7 @@ options:
   coe:
     description:
       - Container orchestration engine. C(kubernetes) when a template is created without it.
-    choices: [kubernetes, swarm, swarm-mode, mesos, dcos]
+    choices: [kubernetes]
     type: str
   image:
     description:
@@ -266,11 +266,6 @@ from ansible_collections.hpcops.coe.plugins.module_utils.openstack import (
     is_transient,
 )
 
-try:
-    from magnumclient.v1.cluster_templates import CREATION_ATTRIBUTES as CLIENT_CREATE_KEYS
-except ImportError:
-    CLIENT_CREATE_KEYS = None  # the module utils fail with a clear message without magnumclient
-
 # Options that are plain values, compared and sent as they are.
 PLAIN = ('coe', 'dns_nameserver', 'docker_volume_size', 'docker_storage_driver', 'network_driver',
          'volume_driver', 'http_proxy', 'https_proxy', 'no_proxy', 'tls_disabled', 'public', 'hidden',
@@ -295,24 +290,11 @@ VIEW = PLAIN + ('name', 'image_id', 'keypair_id', 'flavor_id', 'master_flavor_id
                 'external_network_id', 'fixed_network', 'fixed_subnet', 'labels', 'cluster_distro')
 
 
-def post_template(manager, body):
-    """POST a new template with every field in `body`.
-
-    magnumclient's create() refuses keys outside its CREATION_ATTRIBUTES before
-    sending anything, and that list lacks fields the Magnum API takes on POST
-    (apiserver_port). Such a body goes through the manager's own POST helper,
-    which create() itself ends in, so the API still sees (and checks) it.
-    """
-    if CLIENT_CREATE_KEYS is None or all(key in CLIENT_CREATE_KEYS for key in body):
-        return manager.create(**body)
-    return manager._create(manager._path(), body)
-
-
 class ClusterTemplateModule(CoeOpenStackModule):
     argument_spec = dict(
         name=dict(required=True),
         state=dict(default='present', choices=['present', 'absent']),
-        coe=dict(choices=['kubernetes', 'swarm', 'swarm-mode', 'mesos', 'dcos']),
+        coe=dict(choices=['kubernetes']),
         image=dict(aliases=['image_id']),
         keypair=dict(aliases=['keypair_id'], no_log=False),
         flavor=dict(aliases=['flavor_id']),
@@ -474,7 +456,7 @@ class ClusterTemplateModule(CoeOpenStackModule):
             return None
 
         created = self.magnum_call('create', "cluster template '%s'" % p['name'],
-                                   lambda c: post_template(c.cluster_templates, body), idempotent=False,
+                                   lambda c: self.create_template(body), idempotent=False,
                                    on_error=on_error)
         if created is None:
             created = self.recover_create(body, lost[0])

@@ -412,7 +412,7 @@ summary:
 from ansible_collections.hpcops.coe.plugins.module_utils.openstack import CoeOpenStackModule
 from ansible_collections.hpcops.coe.plugins.module_utils import interfaces as ifc
 from ansible_collections.hpcops.coe.plugins.module_utils import magnum as mg
-from ansible_collections.hpcops.coe.plugins.module_utils import nodes
+from ansible_collections.hpcops.coe.plugins.module_utils import discovery as nodes
 
 SERVER_KEYS = ('name', 'id', 'changed', 'failed', 'msg', 'attached', 'detached', 'interfaces',
                'addresses')

@@ -69,6 +69,7 @@ options:
 requirements:
   - python >= 3.9
   - openstacksdk >= 1.0.0
+  - python-magnumclient >= 4.0.0 (to find the stack of a I(cluster))
 attributes:
   check_mode:
     support: full
@@ -237,7 +238,7 @@ ansible_facts:
 
 from ansible_collections.hpcops.coe.plugins.module_utils.openstack import CoeOpenStackModule
 from ansible_collections.hpcops.coe.plugins.module_utils import heat
-from ansible_collections.hpcops.coe.plugins.module_utils import nodes as discovery
+from ansible_collections.hpcops.coe.plugins.module_utils import discovery
 
 
 class StackFactsModule(CoeOpenStackModule):

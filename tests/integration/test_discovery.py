@@ -134,3 +134,33 @@ def test_modules_on_every_kind_of_cluster(world, playbook):
         assert entry['status'] == 'failed', entry
         for text in expected:
             assert text in entry['result']['msg'], (task, entry['result']['msg'])
+
+
+ONE_503_EACH = [{'service': s, 'status': 503, 'count': 1} for s in ('container-infra', 'orchestration', 'compute')]
+NODES_PLAY = """
+- name: Nodes of a Heat-style and a CAPI-style cluster
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Heat nodes
+      hpcops.coe.cluster_nodes:
+        cloud: hpcops-sim
+        cluster: heat-a
+    - name: Capi nodes
+      hpcops.coe.cluster_nodes:
+        cloud: hpcops-sim
+        cluster: capi-b
+"""
+
+
+def test_cluster_nodes_rides_out_one_503_from_magnum_heat_and_nova(world, playbook):
+    sim = world['sim']
+    clean = playbook(NODES_PLAY, env=sim.env())
+    clean.assert_ok()
+    sim.set_faults(ONE_503_EACH)
+    retried = playbook(NODES_PLAY, env=sim.env())
+    retried.assert_ok()
+    assert [r['fired'] for r in sim.faults()] == [1, 1, 1]
+    for task in ('Heat nodes', 'Capi nodes'):
+        assert retried.task(task)['nodes'] == clean.task(task)['nodes']
+    assert len(retried.task('Heat nodes')['nodes']) == 4 and len(retried.task('Capi nodes')['nodes']) == 6

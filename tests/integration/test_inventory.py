@@ -230,3 +230,19 @@ def test_cluster_selection_and_clusters_being_built(clouds):
     ids = dict((s['name'], s['id']) for s in state['servers'])
     assert all(h in ids.values() for h in listing.hosts())
     assert len(listing.hosts('cluster_building')) == 2
+
+
+# One transient answer from each service the inventory reads; the shared retry policy must cure them.
+ONE_503_EACH = [{'service': s, 'status': 503, 'count': 1} for s in ('container-infra', 'orchestration', 'compute')]
+
+
+def test_one_503_from_magnum_heat_and_nova_changes_nothing(clouds):
+    clean = clouds.inventory(clouds=['east'])
+    assert clean.rc == 0, clean.stderr
+    clouds.sims['east'].set_faults(ONE_503_EACH)
+    retried = clouds.inventory(clouds=['east'])
+    assert retried.rc == 0, retried.stderr
+    assert [r['fired'] for r in clouds.sims['east'].faults()] == [1, 1, 1]
+    assert 'hpcops.coe.clusters' not in retried.stderr  # no cloud or cluster reported as failing
+    assert retried.hosts() == clean.hosts() and len(clean.hosts()) > 0
+    assert retried.groups() == clean.groups()

@@ -314,7 +314,7 @@ def openstack_cases(workdir):
           ["label 'nets'", 'list value'], ['separator']),
         C('template label with a mapping', 'cluster_template', dict(tpl, labels={'nested': {'a': 1}}),
           ["label 'nested'", 'mapping value'], ['flat strings']),
-        C('template bad coe', 'cluster_template', dict(tpl, coe='nomad'), ['coe', 'nomad'], ['kubernetes', 'swarm']),
+        C('template bad coe', 'cluster_template', dict(tpl, coe='nomad'), ['coe', 'nomad'], ['kubernetes']),
         C('template driver change on an existing template', 'cluster_template',
           {'name': 'k8s-heat-fcos', 'server_type': 'bm'}, ['server_type', 'nothing was changed'],
           ['new template']),

@@ -19,7 +19,7 @@ from ansible.plugins.loader import inventory_loader
 from ansible.utils.display import Display
 
 from ansible_collections.hpcops.coe.plugins.inventory import clusters as plugin_module
-from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_nodes import FakeCloud, FakeImage
+from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_discovery import FakeCloud, FakeImage
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +27,7 @@ def _no_retry_waits(monkeypatch):
     """Reads retry transient errors with real sleeps; the errors these tests inject need no waiting."""
     import time as real_time
     import types
-    from ansible_collections.hpcops.coe.plugins.module_utils import openstack as retry_layer
+    from ansible_collections.hpcops.coe.plugins.module_utils import retries as retry_layer
     monkeypatch.setattr(retry_layer, 'time', types.SimpleNamespace(
         sleep=lambda seconds: None, monotonic=real_time.monotonic, time=real_time.time))
 

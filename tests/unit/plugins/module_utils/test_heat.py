@@ -7,8 +7,8 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.hpcops.coe.plugins.module_utils import heat
-from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_nodes import FakeCloud, FakeResponse
+from ansible_collections.hpcops.coe.plugins.module_utils import heat, rest
+from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_discovery import FakeCloud, FakeResponse
 
 
 @pytest.fixture(autouse=True)
@@ -16,7 +16,7 @@ def _no_retry_waits(monkeypatch):
     """Reads retry transient errors with real sleeps; the errors these tests inject need no waiting."""
     import time as real_time
     import types
-    from ansible_collections.hpcops.coe.plugins.module_utils import openstack as retry_layer
+    from ansible_collections.hpcops.coe.plugins.module_utils import retries as retry_layer
     monkeypatch.setattr(retry_layer, 'time', types.SimpleNamespace(
         sleep=lambda seconds: None, monotonic=real_time.monotonic, time=real_time.time))
 
@@ -95,8 +95,8 @@ def test_list_resources_filters_again_when_the_server_ignores_filters():
 ])
 def test_api_errors_carry_the_service_message_and_status(status, body, expected):
     conn = Conn(FakeResponse(status, body))
-    with pytest.raises(heat.ApiError) as err:
-        heat.api_get(conn.orchestration, '/x')
+    with pytest.raises(rest.ApiError) as err:
+        rest.api_get(conn.orchestration, '/x')
     assert err.value.status_code == status
     assert err.value.message == expected
     assert 'HTTP %d' % status in str(err.value)

@@ -17,6 +17,8 @@ from openstack import exceptions as sdk_exc
 
 from ansible_collections.hpcops.coe.plugins.module_utils import magnum as mg
 from ansible_collections.hpcops.coe.plugins.module_utils import openstack as osu
+from ansible_collections.hpcops.coe.plugins.module_utils import retries
+from ansible_collections.hpcops.coe.plugins.module_utils.magnum_api import MagnumApi
 
 
 # ---------------------------------------------------------------- errors
@@ -225,9 +227,7 @@ def bare_module(endpoint, timeout=60):
     m.conn = types.SimpleNamespace(session=ksa_session.Session(), config=config)
     m.params = {'timeout': timeout, 'region_name': None, 'interface': 'public'}
     m._started = time.monotonic()
-    m._magnum = m._heat = None
-    m._mv = mg.version_tuple(m.magnum_api_version)
-    m._server_min = m._server_max = None
+    m.magnum_api = MagnumApi(m.conn, m.magnum_api_version)
     m._resolved, m._templates, m.progress_logs = {}, {}, []
 
     def fail_json(msg=None, **kwargs):
@@ -243,7 +243,7 @@ def test_client_pins_microversion_and_falls_back_on_406(api):
     assert [c.uuid for c in clusters] == ['u1']
     headers = [h for p, h in FakeMagnumAPI.seen]
     assert headers == ['container-infra 1.10', 'container-infra 1.8']
-    assert m._server_max == (1, 8)
+    assert m.magnum_api.server_max == (1, 8)
     # Later calls go straight to the served version.
     m.magnum_call('list', 'clusters', lambda c: c.clusters.list())
     assert FakeMagnumAPI.seen[-1][1] == 'container-infra 1.8'
@@ -263,13 +263,13 @@ def test_require_version_fails_before_change_with_served_range(api):
 def test_require_version_lowers_the_pin_when_enough(api):
     m = bare_module(api)
     m.require_magnum_version('1.7', 'resize')
-    assert m._mv == (1, 8) and m.magnum.http_client.api_version == '1.8'
+    assert m.magnum_api.version == (1, 8) and m.magnum.http_client.api_version == '1.8'
 
 
 def test_version_too_old_for_operation_on_406(api):
     FakeMagnumAPI.max_version = (1, 6)
     m = bare_module(api)
-    m._server_max = (1, 9)  # stale knowledge: the 406 corrects it
+    m.magnum_api.server_max = (1, 9)  # stale knowledge: the 406 corrects it
     with pytest.raises(Failed) as err:
         m.magnum_call('resize', "cluster 'hpc'", lambda c: c.clusters.list(), min_version='1.7')
     assert 'needs 1.7 or later' in str(err.value) and '1.1 to 1.6' in str(err.value)
@@ -285,6 +285,7 @@ def test_not_found_is_formatted(api):
 def test_unreachable_endpoint_is_explained(monkeypatch):
     clock = Clock()
     monkeypatch.setattr(osu, 'time', types.SimpleNamespace(monotonic=clock, sleep=clock.sleep))
+    monkeypatch.setattr(retries, 'time', types.SimpleNamespace(monotonic=clock, sleep=clock.sleep))
     m = bare_module('http://127.0.0.1:9/v1', timeout=1)
     with pytest.raises(Failed) as err:
         m.magnum_call('list', 'clusters', lambda c: c.clusters.list())
@@ -308,14 +309,6 @@ def test_wait_until_uses_remaining_timeout(monkeypatch):
     last, err = m.wait_until('x', lambda: 'IN', lambda v: False, None, lambda v: v)
     assert isinstance(err, osu.WaitTimeout) and clock.now == pytest.approx(30.0)
     assert m.waited()[0]['transitions'] == [{'status': 'IN', 'elapsed': 0.0}]
-
-
-def test_heat_client_shares_the_session_and_endpoint(api):
-    m = bare_module(api)
-    heat = m.heat
-    assert heat is m.heat
-    assert heat.http_client.session is m.conn.session
-    assert heat.http_client.endpoint_override == api
 
 
 # ---------------------------------------------------------------- resolution

@@ -265,7 +265,7 @@ def test_resize_wait_ends_when_update_completes_even_if_counts_moved(cloud):
 
 
 def test_resize_down_removes_chosen_nodes(cloud, monkeypatch):
-    from ansible_collections.hpcops.coe.plugins.module_utils import nodes as discovery
+    from ansible_collections.hpcops.coe.plugins.module_utils import discovery
     seeded(cloud, node_count=4)
     members = [{'id': 'srv-%s' % x, 'name': 'hpc-node-%s' % x, 'nodegroup': 'default-worker'} for x in 'abcd']
     monkeypatch.setattr(discovery, 'discover_cluster_nodes', lambda conn, ref: members)

@@ -18,9 +18,9 @@ from ansible.module_utils.testing import patch_module_args
 from ansible.module_utils import basic
 
 from magnumclient import exceptions as magnum_exc
-from magnumclient.v1 import cluster_templates as magnum_templates
 
 from ansible_collections.hpcops.coe.plugins.module_utils import openstack as os_utils
+from ansible_collections.hpcops.coe.plugins.module_utils import retries
 from ansible_collections.hpcops.coe.plugins.module_utils import waiting
 from ansible_collections.openstack.cloud.plugins.module_utils.openstack import OpenStackModule
 
@@ -71,19 +71,21 @@ class Manager(object):
         self.fake = fake
         self.kind = kind
 
-    def _path(self, *args, **kwargs):
-        return (self.kind, args, kwargs)
-
-    def _list_pagination(self, path, key):
-        self.fake.record('list', self.kind, path)
+    def list(self, *args, **kwargs):
+        """magnumclient's public list(): at most ``limit`` items after the one whose uuid is ``marker``."""
+        self.fake.record('list', self.kind, (args, kwargs))
         self.fake.maybe_fail('list', self.kind)
         if self.kind == 'nodegroups':
-            cluster_id = path[1][0]
-            self.fake.cluster(cluster_id)
-            return [self.fake.list_view_ng(g) for g in self.fake.nodegroups.get(self.fake.cluster(cluster_id)['uuid'], [])]
-        if self.kind == 'clusters':
-            return [self.fake.list_view_cluster(c) for c in self.fake.clusters_db if not c.get('_hidden_reads')]
-        return [copy.deepcopy(t) for t in self.fake.templates_db]
+            cluster_id = args[0]
+            items = [self.fake.list_view_ng(g) for g in self.fake.nodegroups.get(self.fake.cluster(cluster_id)['uuid'], [])]
+        elif self.kind == 'clusters':
+            items = [self.fake.list_view_cluster(c) for c in self.fake.clusters_db if not c.get('_hidden_reads')]
+        else:
+            items = [copy.deepcopy(t) for t in self.fake.templates_db]
+        marker, limit = kwargs.get('marker'), kwargs.get('limit')
+        if marker is not None:
+            items = items[[i['uuid'] for i in items].index(marker) + 1:]
+        return items if limit is None else items[:limit]
 
 
 class Clusters(Manager):
@@ -156,15 +158,8 @@ class Templates(Manager):
                 return copy.deepcopy(t)
         raise magnum_exc.NotFound('ClusterTemplate %s could not be found' % ident)
 
-    def create(self, **body):
-        # magnumclient's create() refuses keys outside its CREATION_ATTRIBUTES before sending anything.
-        for key in body:
-            if key not in magnum_templates.CREATION_ATTRIBUTES:
-                raise magnum_exc.InvalidAttribute('Key must be in %s' % ','.join(magnum_templates.CREATION_ATTRIBUTES))
-        return self._create(self._path(), body)
-
-    def _create(self, path, body):
-        """The POST itself (magnumclient's Manager._create): Magnum takes every template field."""
+    def post(self, body):
+        """The POST itself: Magnum takes every template field."""
         self.fake.record('create', 'template', body)
         self.fake.maybe_fail('create', 'template')
         return copy.deepcopy(self.fake.add_template(**body))
@@ -231,8 +226,16 @@ class Certificates(object):
 
 
 class FakeHttp(object):
-    def __init__(self):
+    """magnumclient's http_client: its api_version, and json_request for what the managers do not cover."""
+
+    def __init__(self, fake):
+        self.fake = fake
         self.api_version = None
+
+    def json_request(self, method, url, body=None, **kwargs):
+        if (method, url) == ('POST', '/v1/clustertemplates'):
+            return None, self.fake.cluster_templates.post(body)
+        raise AssertionError('the fake Magnum does not serve %s %s' % (method, url))
 
 
 class FakeMagnum(object):
@@ -249,7 +252,7 @@ class FakeMagnum(object):
         self.new_cluster_hidden_reads = 0
         self.max_version = (1, 12)
         self.ca = None
-        self.http_client = FakeHttp()
+        self.http_client = FakeHttp(self)
         self.clusters = Clusters(self, 'clusters')
         self.cluster_templates = Templates(self, 'clustertemplates')
         self.nodegroups_mgr = Nodegroups(self, 'nodegroups')
@@ -483,6 +486,7 @@ def cloud(monkeypatch):
     monkeypatch.setattr(os_utils.CoeOpenStackModule, 'magnum_server_versions',
                         lambda self: ((1, 1), fake.max_version))
     monkeypatch.setattr(os_utils, 'time', clock)
+    monkeypatch.setattr(retries, 'time', clock)
     monkeypatch.setattr(waiting, 'time', clock)
     fake.conn = conn
     fake.clock = clock

@@ -57,7 +57,7 @@ def test_grow_past_max_widens_limit_first(cloud):
 
 
 def test_shrink_and_lower_max_resizes_first(cloud, monkeypatch):
-    from ansible_collections.hpcops.coe.plugins.module_utils import nodes as discovery
+    from ansible_collections.hpcops.coe.plugins.module_utils import discovery
     c = seed(cloud)
     cloud.add_nodegroup(c['uuid'], 'gpu', flavor_id='f-gpu', node_count=6, max_node_count=8, labels={'gpu': 'true'})
     members = [{'id': x, 'name': 'node-' + x, 'nodegroup': 'gpu'} for x in 'abcdef']

@@ -62,7 +62,6 @@ def test_image_with_same_distro_is_patched(cloud):
 
 @pytest.mark.parametrize('change, field', [
     (dict(server_type='vm'), 'server_type'),
-    (dict(coe='swarm'), 'coe'),
     (dict(image='ubuntu-24'), 'image'),
 ])
 def test_driver_changing_fields_need_recreation(cloud, change, field):
@@ -70,6 +69,15 @@ def test_driver_changing_fields_need_recreation(cloud, change, field):
     res = run_failing(main, dict(BASE, **change))
     assert field in res['needs_recreation']
     assert 'Nothing was changed' in res['msg']
+    assert [c for c in cloud.changes() if c[0] == 'patch'] == []
+
+
+def test_other_coe_needs_recreation(cloud):
+    """A template of an engine Magnum no longer drives (made by an older cloud) is not patched into Kubernetes."""
+    run_module(main, BASE)
+    cloud.templates_db[0]['coe'] = 'swarm'
+    res = run_failing(main, dict(BASE, coe='kubernetes'))
+    assert 'coe' in res['needs_recreation']
     assert [c for c in cloud.changes() if c[0] == 'patch'] == []
 
 
@@ -128,21 +136,21 @@ def test_bad_input_fails_before_any_change(cloud, args, text):
 
 
 def test_server_error_after_create_adopts_the_created_template(cloud):
-    orig = cloud.cluster_templates.create
+    orig = cloud.cluster_templates.post
 
-    def create_then_fail(**body):
-        orig(**body)
+    def create_then_fail(body):
+        orig(body)
         raise magnum_exc.InternalServerError('gateway lost the answer')
-    cloud.cluster_templates.create = create_then_fail
+    cloud.cluster_templates.post = create_then_fail
     res = run_module(main, BASE)
     assert res['changed'] is True and len(cloud.templates_db) == 1
 
 
 def test_server_error_with_partial_template_deletes_it(cloud):
-    def create_partial(**body):
+    def create_partial(body):
         cloud.add_template(body['name'], image_id=body['image_id'], labels={})
         raise magnum_exc.InternalServerError('worker died')
-    cloud.cluster_templates.create = create_partial
+    cloud.cluster_templates.post = create_partial
     res = run_failing(main, BASE)
     assert 'partly created template was deleted' in res['msg'] and 'HTTP 500' in res['msg']
     assert cloud.templates_db == []

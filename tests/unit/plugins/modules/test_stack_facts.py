@@ -9,7 +9,7 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.hpcops.coe.plugins.modules import stack_facts
-from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_nodes import (
+from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_discovery import (
     FakeCloud,
     module_failed,
     module_ok,
@@ -21,7 +21,7 @@ def _no_retry_waits(monkeypatch):
     """Reads retry transient errors with real sleeps; the errors these tests inject need no waiting."""
     import time as real_time
     import types
-    from ansible_collections.hpcops.coe.plugins.module_utils import openstack as retry_layer
+    from ansible_collections.hpcops.coe.plugins.module_utils import retries as retry_layer
     monkeypatch.setattr(retry_layer, 'time', types.SimpleNamespace(
         sleep=lambda seconds: None, monotonic=real_time.monotonic, time=real_time.time))
 

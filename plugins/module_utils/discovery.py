@@ -30,14 +30,14 @@ __metaclass__ = type
 from urllib.parse import quote
 
 from ansible_collections.hpcops.coe.plugins.module_utils import magnum as mg
+from ansible_collections.hpcops.coe.plugins.module_utils import magnum_api
 from ansible_collections.hpcops.coe.plugins.module_utils.heat import (
-    ApiError,
-    api_get,
     find_stacks,
     list_stack_resources,
     resource_ancestors,
     resource_owners,
 )
+from ansible_collections.hpcops.coe.plugins.module_utils.rest import ApiError, api_get, paged
 
 MASTER = 'master'
 WORKER = 'worker'
@@ -49,8 +49,6 @@ DRIVER_CAPI = mg.DRIVER_CAPI
 DEFAULT_MASTER_NODEGROUP = 'default-master'
 DEFAULT_WORKER_NODEGROUP = 'default-worker'
 
-# Nodegroups arrived in Magnum API 1.9; 1.13 renames stack_id to cluster_id, so ask for 1.9.
-MAGNUM_NODEGROUP_HEADERS = {'OpenStack-API-Version': 'container-infra 1.9'}
 # 2.47 embeds the flavor (with its name) in the server instead of a bare flavor ID.
 NOVA_FLAVOR_MICROVERSION = '2.47'
 
@@ -124,55 +122,19 @@ def owning_prefix(name, prefixes_longest_first):
 # Magnum
 
 
-def _magnum(conn):
-    return conn.container_infrastructure_management
-
-
-def _paged(adapter, url, key, headers=None, service=None):
-    """Items of a Magnum collection, following its 'next' links."""
-    items = []
-    seen = set()
-    while url:
-        body = api_get(adapter, url, headers=headers, service=service)
-        items.extend(body.get(key) or [])
-        url = body.get('next')
-        if url in seen:
-            break
-        seen.add(url)
-    return items
-
-
 def list_clusters(conn):
     """All clusters of the project, in Magnum's list view (no extra request per cluster)."""
-    return _paged(_magnum(conn), '/clusters', 'clusters', service='container-infra')
+    return magnum_api.for_connection(conn).list_clusters()
 
 
 def list_nodegroups(conn, cluster_id):
     """The cluster's nodegroups, or None when the Magnum API predates nodegroups (1.9)."""
-    try:
-        return _paged(_magnum(conn), '/clusters/%s/nodegroups' % quote(cluster_id, safe=''),
-                      'nodegroups', headers=MAGNUM_NODEGROUP_HEADERS, service='container-infra')
-    except ApiError as exc:
-        if exc.status_code == 406:
-            return None
-        raise
+    return magnum_api.for_connection(conn).list_nodegroups(cluster_id)
 
 
 def find_cluster(clusters, name_or_id):
-    """The cluster whose UUID or name is ``name_or_id``, among ``list_clusters`` results.
-
-    Raises MagnumInputError naming the valid choices when there is none, or
-    listing the candidates when the name is shared (Magnum names are not unique).
-    Clusters being deleted do not count as name matches.
-    """
-    cluster = mg.match_name_or_id(clusters, name_or_id, 'cluster',
-                                  exclude=lambda c: mg.is_deleting(c.get('status')))
-    if cluster is None:
-        names = sorted(set(c.get('name') or c.get('uuid') for c in clusters))
-        raise mg.MagnumInputError(
-            "cluster '%s' does not exist (as a name or an ID). Existing clusters: %s"
-            % (name_or_id, ', '.join(names) if names else 'none'))
-    return cluster
+    """The cluster whose UUID or name is ``name_or_id``, among ``list_clusters`` results (see magnum_api)."""
+    return magnum_api.find_cluster(clusters, name_or_id)
 
 
 def cluster_stack_id(cluster):
@@ -259,21 +221,7 @@ def list_servers(conn, name_regex=None, page_size=None, params=None, microversio
 
 
 def _list_servers_pages(adapter, query, headers):
-    servers = []
-    url, params = '/servers/detail', query or None
-    seen = set()
-    while url:
-        body = api_get(adapter, url, params=params, headers=headers, service='compute')
-        page = body.get('servers') or []
-        servers.extend(page)
-        url = None
-        if page:
-            for link in body.get('servers_links') or []:
-                if link.get('rel') == 'next' and link.get('href') not in seen:
-                    url = link['href']
-                    seen.add(url)
-        params = None  # the next link carries the whole query
-    return servers
+    return paged(adapter, '/servers/detail', 'servers', params=query or None, headers=headers, service='compute')
 
 
 def list_servers_by_prefixes(conn, prefixes, page_size=None):

@@ -12,14 +12,15 @@ from unittest import mock
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
+from requests.structures import CaseInsensitiveDict
 
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.openstack.cloud.plugins.module_utils.openstack import OpenStackModule
 from ansible_collections.hpcops.coe.plugins.module_utils import magnum as mg
-from ansible_collections.hpcops.coe.plugins.module_utils import nodes
-from ansible_collections.hpcops.coe.plugins.module_utils.heat import ApiError
+from ansible_collections.hpcops.coe.plugins.module_utils import discovery
+from ansible_collections.hpcops.coe.plugins.module_utils.rest import ApiError
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +28,7 @@ def _no_retry_waits(monkeypatch):
     """Reads retry transient errors with real sleeps; the errors these tests inject need no waiting."""
     import time as real_time
     import types
-    from ansible_collections.hpcops.coe.plugins.module_utils import openstack as retry_layer
+    from ansible_collections.hpcops.coe.plugins.module_utils import retries as retry_layer
     monkeypatch.setattr(retry_layer, 'time', types.SimpleNamespace(
         sleep=lambda seconds: None, monotonic=real_time.monotonic, time=real_time.time))
 
@@ -44,6 +45,7 @@ class FakeResponse:
         self.content = b'' if body is None else json.dumps(body).encode()
         self.text = self.content.decode()
         self.reason = 'fake'
+        self.headers = CaseInsensitiveDict({'Content-Type': 'application/json'} if body is not None else {})
 
     def json(self):
         if self._body is None:
@@ -67,6 +69,31 @@ class FakeAdapter:
         if fault:
             return FakeResponse(fault[0], fault[1])
         return getattr(self.cloud, 'route_' + self.service_type.replace('-', '_'))(parsed.path, query, headers or {})
+
+
+class FakeSession:
+    """The connection's keystoneauth session as python-magnumclient uses it: Magnum requests go to the fake."""
+
+    def __init__(self, cloud):
+        self.cloud = cloud
+
+    def get_endpoint(self, service_type=None, **kwargs):
+        return 'http://magnum.fake/v1' if service_type == 'container-infra' else None
+
+    def request(self, url, method, headers=None, **kwargs):
+        assert method == 'GET', 'discovery only reads Magnum'
+        return self.cloud.container_infrastructure_management.get(url, headers=headers)
+
+
+class FakeConfig:
+    def get_region_name(self, service_type):
+        return 'RegionOne'
+
+    def get_interface(self, service_type):
+        return 'public'
+
+    def get_endpoint(self, service_type):
+        return None
 
 
 def make_server(name, server_id, addresses=None, flavor='bm.large', image='img-fcos', status='ACTIVE'):
@@ -102,6 +129,8 @@ class FakeCloud:
         self.compute = FakeAdapter(self, 'compute')
         self.orchestration = FakeAdapter(self, 'orchestration')
         self.container_infrastructure_management = FakeAdapter(self, 'container-infra')
+        self.session = FakeSession(self)
+        self.config = FakeConfig()
         self.image = FakeImageProxy(self)
         self.closed = False
         self._seq = 0
@@ -222,6 +251,7 @@ class FakeCloud:
     # ---- routes
 
     def route_container_infra(self, path, query, headers):
+        path = path.rstrip('/')  # Magnum, like python-magnumclient, takes /clusters/ for /clusters
         if path == '/clusters':
             return FakeResponse(200, {'clusters': self.clusters, 'next': None})
         match = re.match(r'^/clusters/([^/]+)/nodegroups$', path)
@@ -230,9 +260,9 @@ class FakeCloud:
                 return FakeResponse(406, {'errors': [{'title': 'Not Acceptable', 'detail': 'Version 1.9 not supported'}]})
             ngs = self.nodegroups.get(match.group(1))
             if ngs is None:
-                return FakeResponse(404, {'errors': [{'detail': 'Cluster %s could not be found' % match.group(1)}]})
+                return FakeResponse(404, {'errors': [{'title': 'Not Found', 'detail': 'Cluster %s could not be found' % match.group(1)}]})
             return FakeResponse(200, {'nodegroups': ngs, 'next': None})
-        return FakeResponse(404, {'errors': [{'detail': 'no route %s' % path}]})
+        return FakeResponse(404, {'errors': [{'title': 'Not Found', 'detail': 'no route %s' % path}]})
 
     def route_orchestration(self, path, query, headers):
         parts = path.strip('/').split('/')
@@ -379,7 +409,7 @@ def module_failed(main, conn, **args):
 
 
 def test_prefix_regex_is_anchored_by_the_dash():
-    regex = nodes.name_prefix_regex(['kube-abcde'])
+    regex = discovery.name_prefix_regex(['kube-abcde'])
     assert re.search(regex, 'kube-abcde-control-plane-x-y')
     assert not re.search(regex, 'kube-abcdef-control-plane-x-y')
     assert not re.search(regex, 'kube-abcde')
@@ -387,30 +417,30 @@ def test_prefix_regex_is_anchored_by_the_dash():
 
 
 def test_prefix_regex_escapes_metacharacters_but_not_dashes():
-    assert nodes.regex_escape('k8s.hpc-1(x)') == 'k8s\\.hpc-1\\(x\\)'
-    regex = nodes.name_prefix_regex(['k8s.hpc'])
+    assert discovery.regex_escape('k8s.hpc-1(x)') == 'k8s\\.hpc-1\\(x\\)'
+    regex = discovery.name_prefix_regex(['k8s.hpc'])
     assert re.search(regex, 'k8s.hpc-node-0')
     assert not re.search(regex, 'k8sXhpc-node-0')
 
 
 def test_prefix_regex_alternation_and_chunks():
-    regex = nodes.name_prefix_regex(['b-1', 'a-2'])
+    regex = discovery.name_prefix_regex(['b-1', 'a-2'])
     assert regex == '^(a-2|b-1)-'
     assert re.search(regex, 'b-1-x') and re.search(regex, 'a-2-x') and not re.search(regex, 'c-3-x')
-    chunks = nodes.prefix_regexes(['p%02d' % i for i in range(10)], max_length=20)
+    chunks = discovery.prefix_regexes(['p%02d' % i for i in range(10)], max_length=20)
     assert len(chunks) > 1
     covered = [n for n in ('p%02d-x' % i for i in range(10)) if any(re.search(c, n) for c in chunks)]
     assert len(covered) == 10
     assert all(len(c) <= 30 for c in chunks)
     with pytest.raises(ValueError):
-        nodes.name_prefix_regex([])
+        discovery.name_prefix_regex([])
 
 
 def test_owning_prefix_prefers_the_longest():
     prefixes = sorted(['app', 'app-gpu'], key=len, reverse=True)
-    assert nodes.owning_prefix('app-gpu-default-worker-a-b', prefixes) == 'app-gpu'
-    assert nodes.owning_prefix('app-default-worker-a-b', prefixes) == 'app'
-    assert nodes.owning_prefix('apple-x', prefixes) is None
+    assert discovery.owning_prefix('app-gpu-default-worker-a-b', prefixes) == 'app-gpu'
+    assert discovery.owning_prefix('app-default-worker-a-b', prefixes) == 'app'
+    assert discovery.owning_prefix('apple-x', prefixes) is None
 
 
 # ---------------------------------------------------------------------------
@@ -439,17 +469,17 @@ MATCHERS = sorted([('control-plane', 'master', 'default-master'), ('default-work
     ('kube-ab12c', None),
 ])
 def test_capi_role(name, expected):
-    assert nodes.capi_role(name, 'kube-ab12c', MATCHERS) == expected
+    assert discovery.capi_role(name, 'kube-ab12c', MATCHERS) == expected
 
 
 def test_capi_unknown_nodegroups_fall_back_to_the_name_less_its_suffixes():
     # Magnum before API 1.9 lists no nodegroups: the name is all there is to go by.
     control_plane_only = [('control-plane', 'master', 'default-master')]
-    assert nodes.capi_role('kube-ab12c-ib-fast-5d8f9-abcde', 'kube-ab12c', control_plane_only,
-                           nodegroups_known=False) == ('worker', 'ib-fast')
-    assert nodes.capi_role('kube-ab12c-control-plane-7xk2p-zq9v', 'kube-ab12c', control_plane_only,
-                           nodegroups_known=False) == ('master', 'default-master')
-    assert nodes.capi_role('kube-ab12c-bastion-x', 'kube-ab12c', control_plane_only, nodegroups_known=False) is None
+    assert discovery.capi_role('kube-ab12c-ib-fast-5d8f9-abcde', 'kube-ab12c', control_plane_only,
+                               nodegroups_known=False) == ('worker', 'ib-fast')
+    assert discovery.capi_role('kube-ab12c-control-plane-7xk2p-zq9v', 'kube-ab12c', control_plane_only,
+                               nodegroups_known=False) == ('master', 'default-master')
+    assert discovery.capi_role('kube-ab12c-bastion-x', 'kube-ab12c', control_plane_only, nodegroups_known=False) is None
 
 
 def test_capi_look_alikes_are_no_workers_when_magnum_lists_the_nodegroups():
@@ -457,21 +487,21 @@ def test_capi_look_alikes_are_no_workers_when_magnum_lists_the_nodegroups():
     cluster = cloud.add_capi_cluster('c', 'kube-ccccc', workers={'default-worker': 1, 'gpu': 1})
     for name in ('kube-ccccc-bastion-aaaaa-bbbbb', 'kube-ccccc-gpu-spare-aaaaa-bbbbb', 'kube-ccccc-ib-fast-aaaaa-bbbbb'):
         cloud.add_server(name)
-    found = nodes.discover_cluster_nodes(cloud, cluster)
+    found = discovery.discover_cluster_nodes(cloud, cluster)
     assert sorted((n['role'], n['nodegroup']) for n in found) == [
         ('master', 'default-master'), ('worker', 'default-worker'), ('worker', 'gpu')]
     # Without the nodegroup API the same names can only be taken at their word.
     cloud.nodegroup_api = False
-    found = nodes.discover_cluster_nodes(cloud, cluster)
+    found = discovery.discover_cluster_nodes(cloud, cluster)
     assert 'kube-ccccc-bastion-aaaaa-bbbbb' in names(found)
 
 
 def test_capi_control_plane_like_nodegroup_names_go_longest_first():
     matchers = sorted([('control-plane', 'master', 'default-master'), ('control', 'worker', 'control'),
                        ('control-plane-gpu', 'worker', 'control-plane-gpu')], key=lambda m: -len(m[0]))
-    assert nodes.capi_role('k-control-plane-a-b', 'k', matchers) == ('master', 'default-master')
-    assert nodes.capi_role('k-control-a-b', 'k', matchers) == ('worker', 'control')
-    assert nodes.capi_role('k-control-plane-gpu-a-b', 'k', matchers) == ('worker', 'control-plane-gpu')
+    assert discovery.capi_role('k-control-plane-a-b', 'k', matchers) == ('master', 'default-master')
+    assert discovery.capi_role('k-control-a-b', 'k', matchers) == ('worker', 'control')
+    assert discovery.capi_role('k-control-plane-gpu-a-b', 'k', matchers) == ('worker', 'control-plane-gpu')
 
 
 # ---------------------------------------------------------------------------
@@ -485,7 +515,7 @@ def test_heat_roles_from_resource_names_and_owning_groups():
     cluster = cloud.add_heat_cluster('odd', 'odd-aaaaaaaaaaaa', masters=1, workers=2,
                                      server_resources=('server', 'server'))
     stack = cloud.stacks[cluster['stack_id']]
-    roles, unknown = nodes.heat_server_roles(cloud.resources[stack['id']])
+    roles, unknown = discovery.heat_server_roles(cloud.resources[stack['id']])
     assert unknown == 0
     by_name = dict((s['name'], roles[s['id']]) for s in cloud.servers)
     assert by_name == {'odd-aaaaaaaaaaaa-master-0': 'master', 'odd-aaaaaaaaaaaa-node-0': 'worker',
@@ -497,11 +527,11 @@ def test_stack_server_roles_reads_the_whole_tree_only_when_names_do_not_tell():
     plain = cloud.add_heat_cluster('plain', 'plain-aaaaaaaaaaaa')
     odd = cloud.add_heat_cluster('odd', 'odd-aaaaaaaaaaaa', server_resources=('server', 'server'))
     cloud.calls = []
-    assert len(nodes.stack_server_roles(cloud, cloud.stacks[plain['stack_id']])) == 3
+    assert len(discovery.stack_server_roles(cloud, cloud.stacks[plain['stack_id']])) == 3
     assert cloud.count('orchestration') == 1
     assert cloud.calls[0][2]['type'] == ['OS::Nova::Server'] and cloud.calls[0][2]['nested_depth'] == 2
     cloud.calls = []
-    assert len(nodes.stack_server_roles(cloud, cloud.stacks[odd['stack_id']])) == 3
+    assert len(discovery.stack_server_roles(cloud, cloud.stacks[odd['stack_id']])) == 3
     assert cloud.count('orchestration') == 2
 
 
@@ -513,11 +543,11 @@ def test_server_addresses_split_fixed_and_floating_per_network():
     server = make_server('n', 'id-1', addresses={
         'cluster-net': [('10.0.0.5', 'fixed'), ('172.24.4.9', 'floating')],
         'ib-net': [('192.168.100.5', 'fixed'), ('fd00::5', 'fixed')]})
-    assert nodes.server_addresses(server) == {
+    assert discovery.server_addresses(server) == {
         'cluster-net': {'fixed': ['10.0.0.5'], 'floating': ['172.24.4.9'], 'mac': 'fa:16:3e:id-1'},
         'ib-net': {'fixed': ['192.168.100.5', 'fd00::5'], 'floating': [], 'mac': 'fa:16:3e:id-1'},
     }
-    assert nodes.server_addresses({'addresses': None}) == {}
+    assert discovery.server_addresses({'addresses': None}) == {}
 
 
 def test_list_servers_follows_pages_and_sends_the_filter_once():
@@ -525,7 +555,7 @@ def test_list_servers_follows_pages_and_sends_the_filter_once():
     for i in range(8):
         cloud.add_server('kube-aaaaa-default-worker-%d-x' % i)
     cloud.add_server('other-node')
-    found = nodes.list_servers(cloud, name_regex='^kube-aaaaa-')
+    found = discovery.list_servers(cloud, name_regex='^kube-aaaaa-')
     assert len(found) == 8
     assert cloud.count('compute', '^/servers/detail$') == 3
     assert all(c[2].get('name') == '^kube-aaaaa-' for c in cloud.calls)
@@ -534,7 +564,7 @@ def test_list_servers_follows_pages_and_sends_the_filter_once():
 def test_list_servers_falls_back_below_microversion_2_47_and_names_flavors_once():
     cloud = FakeCloud(max_nova_microversion=(2, 40))
     cluster = cloud.add_capi_cluster('c', 'kube-aaaaa', workers={'default-worker': 3})
-    found = nodes.discover_cluster_nodes(cloud, cluster)
+    found = discovery.discover_cluster_nodes(cloud, cluster)
     assert set(n['flavor'] for n in found) == {'bm.large'}
     assert cloud.count('compute', '^/flavors/') == 1
 
@@ -564,7 +594,7 @@ def mixed_cloud(**kwargs):
 def test_discover_nodes_mixed_drivers_and_look_alikes():
     cloud, heat, capi, helm, other = mixed_cloud()
     cloud.calls = []
-    results = nodes.discover_nodes(cloud, [heat, capi, helm], all_clusters=cloud.clusters)
+    results = discovery.discover_nodes(cloud, [heat, capi, helm], all_clusters=cloud.clusters)
     by_name = dict((r['cluster']['name'], r) for r in results)
     assert [r['error'] for r in results] == [None, None, None]
 
@@ -614,7 +644,7 @@ def test_request_count_does_not_grow_with_nodes():
         clusters = [cloud.add_heat_cluster('h', 'h-aaaaaaaaaaaa', workers=workers),
                     cloud.add_capi_cluster('c', 'kube-ccccc', workers={'default-worker': workers, 'gpu': workers})]
         cloud.calls = []
-        results = nodes.discover_nodes(cloud, clusters, all_clusters=cloud.clusters)
+        results = discovery.discover_nodes(cloud, clusters, all_clusters=cloud.clusters)
         assert sum(len(r['nodes']) for r in results) == 2 + 3 * workers
         counts.append(len(cloud.calls))
     assert counts[0] == counts[1]
@@ -622,7 +652,7 @@ def test_request_count_does_not_grow_with_nodes():
 
 def test_only_some_clusters_still_excludes_others_servers():
     cloud, heat, capi, helm, other = mixed_cloud()
-    found = nodes.discover_cluster_nodes(cloud, 'helm')
+    found = discovery.discover_cluster_nodes(cloud, 'helm')
     assert len(found) == 2 and all(n['cluster_name'] == 'helm' for n in found)
 
 
@@ -630,14 +660,14 @@ def test_heat_cluster_in_progress_yields_the_servers_that_exist():
     cloud = FakeCloud()
     cluster = cloud.add_heat_cluster('new', 'new-aaaaaaaaaaaa', workers=1, unbuilt_workers=2,
                                      status='CREATE_IN_PROGRESS')
-    found = nodes.discover_cluster_nodes(cloud, cluster)
+    found = discovery.discover_cluster_nodes(cloud, cluster)
     assert names(found) == ['new-aaaaaaaaaaaa-master-0', 'new-aaaaaaaaaaaa-node-0']
 
 
 def test_cluster_without_stack_id_has_no_nodes_and_costs_no_request():
     cloud = FakeCloud()
     cluster = {'uuid': 'u-1', 'name': 'fresh', 'status': 'CREATE_IN_PROGRESS', 'stack_id': None}
-    assert nodes.discover_cluster_nodes(cloud, cluster) == []
+    assert discovery.discover_cluster_nodes(cloud, cluster) == []
     assert cloud.calls == []
 
 
@@ -645,7 +675,7 @@ def test_renamed_heat_server_is_fetched_by_id():
     cloud = FakeCloud()
     cluster = cloud.add_heat_cluster('h', 'h-aaaaaaaaaaaa', workers=2)
     cloud.servers[1]['name'] = 'renamed-by-someone'
-    found = nodes.discover_cluster_nodes(cloud, cluster)
+    found = discovery.discover_cluster_nodes(cloud, cluster)
     assert 'renamed-by-someone' in names(found)
     assert cloud.count('compute', '^/servers/[^/]+$') == 2  # the listing, then the one by ID
 
@@ -654,7 +684,7 @@ def test_magnum_without_nodegroup_api_uses_default_nodegroup_names():
     cloud = FakeCloud(nodegroup_api=False)
     heat = cloud.add_heat_cluster('h', 'h-aaaaaaaaaaaa', workers=1)
     capi = cloud.add_capi_cluster('c', 'kube-ccccc', workers={'default-worker': 1, 'ib-fast': 1})
-    results = nodes.discover_nodes(cloud, [heat, capi])
+    results = discovery.discover_nodes(cloud, [heat, capi])
     assert sorted(n['nodegroup'] for r in results for n in r['nodes']) == [
         'default-master', 'default-master', 'default-worker', 'default-worker', 'ib-fast']
     assert [r['nodegroups'] for r in results] == [[], []]
@@ -665,11 +695,11 @@ def test_a_failing_cluster_is_reported_and_the_others_still_discovered():
     heat = cloud.add_heat_cluster('h', 'h-aaaaaaaaaaaa')
     capi = cloud.add_capi_cluster('c', 'kube-ccccc')
     cloud.faults[('orchestration', '/stacks')] = (503, {'error': {'message': 'heat-engine unavailable'}})
-    results = nodes.discover_nodes(cloud, [heat, capi])
+    results = discovery.discover_nodes(cloud, [heat, capi])
     assert 'heat-engine unavailable' in results[0]['error'] and results[0]['nodes'] == []
     assert results[1]['error'] is None and len(results[1]['nodes']) == 3
     with pytest.raises(ApiError) as err:
-        nodes.discover_cluster_nodes(cloud, heat)
+        discovery.discover_cluster_nodes(cloud, heat)
     assert err.value.status_code == 503
 
 
@@ -678,15 +708,15 @@ def test_server_listing_errors_are_raised():
     capi = cloud.add_capi_cluster('c', 'kube-ccccc')
     cloud.faults[('compute', '/servers/detail')] = (500, {'computeFault': {'message': 'boom'}})
     with pytest.raises(ApiError, match='boom'):
-        nodes.discover_nodes(cloud, [capi])
+        discovery.discover_nodes(cloud, [capi])
 
 
 def test_discover_with_an_executor_gives_the_same_result():
     from concurrent.futures import ThreadPoolExecutor
     cloud, heat, capi, helm, other = mixed_cloud()
-    serial = nodes.discover_nodes(cloud, [heat, capi, helm], all_clusters=cloud.clusters)
+    serial = discovery.discover_nodes(cloud, [heat, capi, helm], all_clusters=cloud.clusters)
     with ThreadPoolExecutor(4) as pool:
-        parallel = nodes.discover_nodes(cloud, [heat, capi, helm], all_clusters=cloud.clusters, executor=pool)
+        parallel = discovery.discover_nodes(cloud, [heat, capi, helm], all_clusters=cloud.clusters, executor=pool)
     assert serial == parallel
 
 
@@ -695,16 +725,16 @@ def test_find_cluster_names_the_choices_and_refuses_ambiguity():
                 {'uuid': 'u2', 'name': 'b', 'status': 'CREATE_COMPLETE'},
                 {'uuid': 'u3', 'name': 'b', 'status': 'CREATE_COMPLETE'},
                 {'uuid': 'u4', 'name': 'a', 'status': 'DELETE_IN_PROGRESS'}]
-    assert nodes.find_cluster(clusters, 'u2')['uuid'] == 'u2'
-    assert nodes.find_cluster(clusters, 'a')['uuid'] == 'u1'
+    assert discovery.find_cluster(clusters, 'u2')['uuid'] == 'u2'
+    assert discovery.find_cluster(clusters, 'a')['uuid'] == 'u1'
     with pytest.raises(mg.MagnumInputError, match="Existing clusters: a, b"):
-        nodes.find_cluster(clusters, 'zzz')
+        discovery.find_cluster(clusters, 'zzz')
     with pytest.raises(mg.MagnumInputError, match='u2.*u3'):
-        nodes.find_cluster(clusters, 'b')
+        discovery.find_cluster(clusters, 'b')
 
 
 def test_cluster_driver_and_stack_id_spellings():
-    assert nodes.cluster_driver({'stack_id': '5b4d5c2e-3f0e-4b68-9a55-0e3b2c1d7f10'}) == 'heat'
-    assert nodes.cluster_driver({'stack_id': 'kube-ab12c'}) == 'capi'
-    assert nodes.cluster_driver({'uuid': 'x', 'cluster_id': 'kube-ab12c'}) == 'capi'
-    assert nodes.cluster_driver({'stack_id': None, 'status': 'CREATE_IN_PROGRESS'}) is None
+    assert discovery.cluster_driver({'stack_id': '5b4d5c2e-3f0e-4b68-9a55-0e3b2c1d7f10'}) == 'heat'
+    assert discovery.cluster_driver({'stack_id': 'kube-ab12c'}) == 'capi'
+    assert discovery.cluster_driver({'uuid': 'x', 'cluster_id': 'kube-ab12c'}) == 'capi'
+    assert discovery.cluster_driver({'stack_id': None, 'status': 'CREATE_IN_PROGRESS'}) is None
