@@ -439,9 +439,14 @@ def main():
             if last and newly_missing(last):
                 now = plan(last[1], params['selector'], mappings, params['container_image'])
                 gone = [e for e in now if e['image'] is None]
-                kube.fail(missing_mapping_message(ns, name, params['selector'], gone, mappings) +
-                          ' (a node changed while waiting).', changed=changed, status=status,
-                          missing_mappings=[{'node': e['name'], 'kernel': e['kernel']} for e in gone])
+                was = dict((e['name'], e['kernel']) for e in entries)
+                moves = ', '.join('%s from kernel %s to %s' % (e['name'], was[e['name']], e['kernel'])
+                                  if was.get(e['name']) not in (None, e['kernel'])
+                                  else '%s (newly selected) on kernel %s' % (e['name'], e['kernel']) for e in gone)
+                kube.fail('Node(s) changed while waiting for KMM: %s. %s' % (
+                    moves, missing_mapping_message(ns, name, params['selector'], gone, mappings)),
+                    changed=changed, status=status,
+                    missing_mappings=[{'node': e['name'], 'kernel': e['kernel']} for e in gone])
             if not ok:
                 reasons = node_reasons(kube, params, mapped, last[0] if last else obj)
                 nodes_out = [dict(e, ready=e['name'] not in reasons, reason=reasons.get(e['name'])) for e in entries]
