@@ -33,11 +33,16 @@ requirements:
   - python-magnumclient >= 4.0.0
 extends_documentation_fragment:
   - openstack.cloud.openstack
+  - hpcops.coe.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
-    details: The module only reads.
+    details: Read only; the same requests are made in check mode.
+  diff_mode:
+    support: none
+    details: Read only; nothing changes.
+  platform:
+    platforms: all
 '''
 
 EXAMPLES = r'''

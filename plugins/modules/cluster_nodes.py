@@ -53,11 +53,12 @@ attributes:
     details: Read only; the same requests are made in check mode.
   diff_mode:
     support: none
+    details: Read only; nothing changes.
   platform:
     platforms: all
 extends_documentation_fragment:
   - openstack.cloud.openstack
-  - action_common_attributes
+  - hpcops.coe.attributes
 '''
 
 EXAMPLES = r'''

@@ -34,6 +34,8 @@ description:
     by Pod Security admission).
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - hpcops.coe.kubernetes
+  - hpcops.coe.attributes
 options:
   type:
     description: Which device plugin.
@@ -49,11 +51,6 @@ options:
     description: Namespace of the plugin. The pods use host paths (and host networking for the network plugins), so it needs privileged pod security.
     type: str
     default: kube-system
-  state:
-    description: Whether the plugin should be deployed.
-    type: str
-    choices: [present, absent]
-    default: present
   image:
     description: Plugin image; defaults to a release of the upstream image for the type.
     type: str
@@ -208,34 +205,20 @@ options:
       is_rdma:
         description: Only RDMA-capable (C(true)) or only non-RDMA (C(false)) functions.
         type: bool
-  field_manager:
-    description: Field manager name for server-side apply.
-    type: str
-    default: hpcops.coe
-  force_conflicts:
-    description: Take over fields another field manager owns instead of failing with a conflict.
-    type: bool
-    default: false
   wait:
     description: Wait until the DaemonSet is rolled out and the resources show in the allocatable of every expected node.
-    type: bool
-    default: true
-  wait_timeout:
-    description: How many seconds to wait.
-    type: int
-    default: 300
-  wait_sleep:
-    description: Seconds between two checks while waiting.
-    type: float
-    default: 2.0
-requirements:
-  - python >= 3.9
-  - kubernetes >= 24.2.0
-  - PyYAML >= 3.11
 seealso:
   - module: hpcops.coe.node_feature_rule
   - module: hpcops.coe.kernel_module
   - module: hpcops.coe.accelerator_validation
+attributes:
+  check_mode:
+    support: full
+    details: The API server validates every object in a dry run and returns what it would store; nothing is waited for.
+  diff_mode:
+    support: full
+  platform:
+    platforms: all
 '''
 
 EXAMPLES = r'''

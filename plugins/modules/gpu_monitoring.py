@@ -27,16 +27,13 @@ description:
   - Objects are written with server-side apply; check mode asks the API server for dry runs and shows the diff.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - hpcops.coe.kubernetes
+  - hpcops.coe.attributes
 options:
   namespace:
     description: Namespace of the exporter, its Service, ServiceMonitor and the PrometheusRule. The exporter needs privileged pod security.
     type: str
     default: kube-system
-  state:
-    description: Whether the objects should exist.
-    type: str
-    choices: [present, absent]
-    default: present
   dcgm_exporter:
     description: Deploy the DCGM exporter.
     type: bool
@@ -101,35 +98,21 @@ options:
   dashboards_folder:
     description: Grafana folder, as the sidecar's C(grafana_folder) annotation.
     type: str
-  field_manager:
-    description: Field manager name for server-side apply.
-    type: str
-    default: hpcops.coe
-  force_conflicts:
-    description: Take over fields another field manager owns instead of failing with a conflict.
-    type: bool
-    default: false
   wait:
     description: Wait until the exporter runs on every expected node.
-    type: bool
-    default: true
-  wait_timeout:
-    description: How many seconds to wait.
-    type: int
-    default: 300
-  wait_sleep:
-    description: Seconds between two checks while waiting.
-    type: float
-    default: 2.0
-requirements:
-  - python >= 3.9
-  - kubernetes >= 24.2.0
-  - PyYAML >= 3.11
 notes:
   - The ServiceMonitor and PrometheusRule kinds come from the Prometheus operator; without its CRDs the module fails
     before applying anything.
 seealso:
   - module: hpcops.coe.gpu_runtime
+attributes:
+  check_mode:
+    support: full
+    details: The API server validates every object in a dry run and returns what it would store; nothing is waited for.
+  diff_mode:
+    support: full
+  platform:
+    platforms: all
 '''
 
 EXAMPLES = r'''

@@ -37,6 +37,8 @@ description:
   - Objects are written with server-side apply; check mode asks the API server for dry runs and shows the diff.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - hpcops.coe.kubernetes
+  - hpcops.coe.attributes
 options:
   stack:
     description: Who provides the GPU runtime, see above.
@@ -49,9 +51,6 @@ options:
     default: kube-system
   state:
     description: Whether the runtime should be deployed (C(absent) removes the toolkit, the MIG manager and the RuntimeClass of I(stack=collection)).
-    type: str
-    choices: [present, absent]
-    default: present
   runtime_class:
     description: Name of the RuntimeClass and of the containerd runtime handler the toolkit configures.
     type: str
@@ -159,34 +158,22 @@ options:
         description: Let the operator run its MIG manager.
         type: bool
         default: true
-  field_manager:
-    description: Field manager name for server-side apply.
-    type: str
-    default: hpcops.coe
   force_conflicts:
     description: Take over fields another field manager owns (for example of a ClusterPolicy Helm wrote) instead of failing.
-    type: bool
-    default: false
   wait:
     description: Wait for the toolkit on every expected node, the MIG states, or the ClusterPolicy to be ready.
-    type: bool
-    default: true
-  wait_timeout:
-    description: How many seconds to wait.
-    type: int
-    default: 300
-  wait_sleep:
-    description: Seconds between two checks while waiting.
-    type: float
-    default: 2.0
-requirements:
-  - python >= 3.9
-  - kubernetes >= 24.2.0
-  - PyYAML >= 3.11
 seealso:
   - module: hpcops.coe.device_plugin
   - module: hpcops.coe.accelerator_validation
   - module: hpcops.coe.gpu_monitoring
+attributes:
+  check_mode:
+    support: full
+    details: The API server validates every object in a dry run and returns what it would store; nothing is waited for.
+  diff_mode:
+    support: full
+  platform:
+    platforms: all
 '''
 
 EXAMPLES = r'''

@@ -34,6 +34,8 @@ description:
     anchors, classes and alternations; avoid look-arounds and back-references, which Go does not support.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - hpcops.coe.kubernetes
+  - hpcops.coe.attributes
 options:
   name:
     description: Name of the Module.
@@ -45,9 +47,6 @@ options:
     required: true
   state:
     description: Whether the Module should exist. Deleting it makes KMM unload the module.
-    type: str
-    choices: [present, absent]
-    default: present
   module_name:
     description: Name of the kernel module to load (C(modprobe) name, for example C(nvidia) or C(mlx5_core)).
     type: str
@@ -157,36 +156,22 @@ options:
         are listed in C(missing_mappings).
     type: bool
     default: false
-  field_manager:
-    description: Field manager name for server-side apply.
-    type: str
-    default: hpcops.coe
-  force_conflicts:
-    description: Take over fields another field manager owns instead of failing with a conflict.
-    type: bool
-    default: false
   wait:
     description: Wait until the module is loaded on every mapped node (or, with I(state=absent), unloaded everywhere).
-    type: bool
-    default: true
-  wait_timeout:
-    description: How many seconds to wait.
-    type: int
-    default: 300
-  wait_sleep:
-    description: Seconds between two checks while waiting.
-    type: float
-    default: 2.0
-requirements:
-  - python >= 3.9
-  - kubernetes >= 24.2.0
-  - PyYAML >= 3.11
 notes:
   - The KMM operator and its CRDs must be installed. In check mode a missing CRD or namespace only produces a
     warning, so a whole rollout can be checked before KMM exists.
 seealso:
   - module: hpcops.coe.node_feature_rule
   - module: hpcops.coe.device_plugin
+attributes:
+  check_mode:
+    support: full
+    details: The API server validates every object in a dry run and returns what it would store; nothing is waited for.
+  diff_mode:
+    support: full
+  platform:
+    platforms: all
 '''
 
 EXAMPLES = r'''

@@ -32,16 +32,13 @@ description:
     I(rules[].expected_nodes).
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - hpcops.coe.kubernetes
+  - hpcops.coe.attributes
 options:
   name:
     description: Name of the NodeFeatureRule.
     type: str
     required: true
-  state:
-    description: Whether the NodeFeatureRule should exist.
-    type: str
-    choices: [present, absent]
-    default: present
   rules:
     description:
       - The rules. Within a rule every condition must hold (PCI, kernel modules, kernel version); a rule
@@ -92,39 +89,25 @@ options:
     type: list
     elements: str
     default: []
-  field_manager:
-    description: Field manager name for server-side apply.
-    type: str
-    default: hpcops.coe
-  force_conflicts:
-    description: Take over fields another field manager owns instead of failing with a conflict.
-    type: bool
-    default: false
   wait:
     description:
       - Wait until the expectations of every rule (I(rules[].min_nodes), I(rules[].expected_nodes)) are met.
         Rules without expectations are not waited for.
       - With I(state=absent), wait until no node carries the labels of the rule any more.
-    type: bool
-    default: true
-  wait_timeout:
-    description: How many seconds to wait.
-    type: int
-    default: 300
-  wait_sleep:
-    description: Seconds between two checks while waiting.
-    type: float
-    default: 2.0
-requirements:
-  - python >= 3.9
-  - kubernetes >= 24.2.0
-  - PyYAML >= 3.11
 notes:
   - The API server must serve C(nfd.k8s-sigs.io/v1alpha1) (the NFD CRDs must be installed), except in check
     mode, where a missing CRD only produces a warning.
 seealso:
   - module: hpcops.coe.kernel_module
   - module: hpcops.coe.device_plugin
+attributes:
+  check_mode:
+    support: full
+    details: The API server validates every object in a dry run and returns what it would store; nothing is waited for.
+  diff_mode:
+    support: full
+  platform:
+    platforms: all
 '''
 
 EXAMPLES = r'''

@@ -34,6 +34,8 @@ description:
     the diff; the checks do not run in check mode.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - hpcops.coe.kubernetes
+  - hpcops.coe.attributes
 options:
   name:
     description: Name of the NetworkAttachmentDefinition, the name pods give in C(k8s.v1.cni.cncf.io/networks).
@@ -43,11 +45,6 @@ options:
     description: Namespace of the NetworkAttachmentDefinition (pods of other namespaces name it C(<namespace>/<name>)).
     type: str
     default: default
-  state:
-    description: Whether the pod network should exist.
-    type: str
-    choices: [present, absent]
-    default: present
   network:
     description: Name of the Neutron network, for messages and the C(hpcops.coe/network) label.
     type: str
@@ -135,30 +132,10 @@ options:
     description: Tolerations of the check pods.
     type: list
     elements: dict
-  field_manager:
-    description: Field manager name for server-side apply.
-    type: str
-    default: hpcops.coe
-  force_conflicts:
-    description: Take over fields another field manager owns instead of failing with a conflict.
-    type: bool
-    default: false
   wait:
     description: Unused (the checks always wait); kept for the options every Kubernetes module of the collection has.
-    type: bool
-    default: true
   wait_timeout:
     description: Seconds each step of the checks may take.
-    type: int
-    default: 300
-  wait_sleep:
-    description: Seconds between two looks while waiting.
-    type: float
-    default: 2.0
-requirements:
-  - python >= 3.9
-  - kubernetes >= 24.2.0
-  - PyYAML >= 3.11
 notes:
   - Multus, the CNI plugin binaries and whereabouts must run on the nodes (the C(hpcops.coe.pod_networks) role
     deploys them); without them the check pods start without the interface or stay in C(ContainerCreating).
@@ -167,6 +144,14 @@ notes:
 seealso:
   - module: hpcops.coe.device_plugin
   - module: hpcops.coe.server_interfaces
+attributes:
+  check_mode:
+    support: full
+    details: The API server validates every object in a dry run and returns what it would store; the checks from pods do not run.
+  diff_mode:
+    support: full
+  platform:
+    platforms: all
 '''
 
 EXAMPLES = r'''
