@@ -27,7 +27,6 @@ not one POST/PUT/PATCH/DELETE reached the cloud, not one write reached the
 Kubernetes API, and the state snapshot is the same before and after.
 """
 
-import ast
 import contextlib
 import copy
 import glob
@@ -130,13 +129,23 @@ class Case(object):
 
 # --------------------------------------------------------------------------- generated from the specs
 
+_FRAGMENTS_READY = []
+
+
 def module_options(module):
-    with open(os.path.join(REPO, 'plugins', 'modules', module + '.py')) as f:
-        tree = ast.parse(f.read())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', None) == 'DOCUMENTATION':
-            return yaml.safe_load(node.value.value)['options']
-    raise AssertionError('%s has no DOCUMENTATION' % module)
+    """The options as ansible-doc shows them: the module's own merged with its doc fragments."""
+    from ansible.plugins.loader import fragment_loader, init_plugin_loader
+    from ansible.utils.plugin_docs import get_docstring
+
+    if not _FRAGMENTS_READY:
+        init_plugin_loader([os.environ['ANSIBLE_COLLECTIONS_PATH']] if os.environ.get('ANSIBLE_COLLECTIONS_PATH')
+                           else [])
+        _FRAGMENTS_READY.append(True)
+    doc = get_docstring(os.path.join(REPO, 'plugins', 'modules', module + '.py'), fragment_loader,
+                        collection_name='hpcops.coe', is_module=True)[0]
+    if not doc or not doc.get('options'):
+        raise AssertionError('%s has no DOCUMENTATION options' % module)
+    return json.loads(json.dumps(doc['options']))
 
 
 def role_options(role):
