@@ -15,6 +15,7 @@ from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.hpcops.coe.plugins.module_utils import kube
+from ansible_collections.hpcops.coe.plugins.module_utils import kube_module
 from ansible_collections.hpcops.coe.plugins.modules import kernel_module
 from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_kube import FakeKube, node
 
@@ -54,7 +55,7 @@ def run(fake, check=False, **args):
         fake.module, fake.params, fake.check_mode = module, module.params, module.check_mode
         return fake
 
-    with patch_module_args(args), mock.patch.object(kernel_module, 'Kube', factory), \
+    with patch_module_args(args), mock.patch.object(kube_module, 'Kube', factory), \
             mock.patch.object(basic.AnsibleModule, 'exit_json', _exit), \
             mock.patch.object(basic.AnsibleModule, 'fail_json', _fail):
         with pytest.raises(Exited) as exited:
