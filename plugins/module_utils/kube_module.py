@@ -18,7 +18,8 @@ import copy
 from collections import namedtuple
 
 from ansible_collections.hpcops.coe.plugins.module_utils.kube import (
-    Kube, KubeError, argument_spec, new_module, obj_ref)
+    Kube, KubeError, new_module, obj_ref)
+from ansible_collections.hpcops.coe.plugins.module_utils.kube import argument_spec as full_argument_spec
 
 # How a wait ended: done, or stopped by is_failed (failed), or neither by the deadline.
 WaitOutcome = namedtuple('WaitOutcome', ['done', 'failed', 'value', 'waited'])
@@ -36,7 +37,7 @@ class CoeKubeModule(object):
     module_kwargs = {}
 
     def __init__(self):
-        self.module = new_module(argument_spec(**copy.deepcopy(self.argument_spec)), **self.module_kwargs)
+        self.module = new_module(full_argument_spec(**copy.deepcopy(self.argument_spec)), **self.module_kwargs)
         self.params = self.module.params
         self.kube = None
         self.changed = False
