@@ -403,7 +403,7 @@ class GpuRuntime(CoeKubeModule):
             problems.extend(mig_problems(dict((n, p) for n, p in assignments.items() if n in self.described), gpus))
         elif assignments and self.check_mode:
             self.warn('The GPU models behind the MIG profiles could not be checked: NFD (its NodeFeature '
-                                      'API) is not deployed yet.')
+                      'API) is not deployed yet.')
         elif assignments:
             problems.append('MIG profiles need the GPU models of the nodes, from NFD NodeFeature objects, and the '
                             'NodeFeature API (nfd.k8s-sigs.io/v1alpha1) is not served: deploy NFD first')
@@ -414,7 +414,7 @@ class GpuRuntime(CoeKubeModule):
             self.fail('Invalid parameters, nothing was applied: %s.' % '; '.join(problems))
         if not expected:
             self.warn('No node matches node_selector %s, so the container toolkit runs nowhere (are the '
-                                      'NFD rules applied, is the driver loaded by KMM?)' % selector)
+                      'NFD rules applied, is the driver loaded by KMM?)' % selector)
 
         self.apply(runtime_class(params['runtime_class']))
         ds = self.apply(toolkit)
