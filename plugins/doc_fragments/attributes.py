@@ -22,3 +22,14 @@ attributes:
     description: The systems the module can run on.
     support: N/A
 '''
+
+    # Modules that only read: extend this as well (hpcops.coe.attributes.info_module).
+    INFO_MODULE = r'''
+attributes:
+  check_mode:
+    support: full
+    details: Read only; check mode reads the same and changes nothing either.
+  diff_mode:
+    support: none
+    details: Read only; there is no change to show.
+'''

@@ -11,7 +11,9 @@ class ModuleDocFragment(object):
     # The options of COMMON_ARG_SPEC in module_utils/kube.py, which every Kubernetes module of the
     # collection has besides kubernetes.core's connection options (kubernetes.core.k8s_auth_options).
     # A module that gives an option a more precise meaning documents only its description; the
-    # type, choices and default stay here.
+    # type, choices and default stay here. Every module over CoeKubeModule applies through the
+    # API server's dry run in check mode and returns the diff of what it applied, hence one
+    # statement of its attributes (what they mean is in hpcops.coe.attributes).
     DOCUMENTATION = r'''
 options:
   state:
@@ -43,6 +45,14 @@ options:
     description: Seconds between two checks while waiting.
     type: float
     default: 2.0
+attributes:
+  check_mode:
+    support: full
+    details: The API server validates every object in a dry run and returns what it would store; nothing is waited for.
+  diff_mode:
+    support: full
+  platform:
+    platforms: all
 requirements:
   - python >= 3.9
   - kubernetes >= 24.2.0

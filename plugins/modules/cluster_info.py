@@ -34,13 +34,8 @@ requirements:
 extends_documentation_fragment:
   - openstack.cloud.openstack
   - hpcops.coe.attributes
+  - hpcops.coe.attributes.info_module
 attributes:
-  check_mode:
-    support: full
-    details: Read only; the same requests are made in check mode.
-  diff_mode:
-    support: none
-    details: Read only; nothing changes.
   platform:
     platforms: all
 '''

@@ -211,14 +211,6 @@ seealso:
   - module: hpcops.coe.node_feature_rule
   - module: hpcops.coe.kernel_module
   - module: hpcops.coe.accelerator_validation
-attributes:
-  check_mode:
-    support: full
-    details: The API server validates every object in a dry run and returns what it would store; nothing is waited for.
-  diff_mode:
-    support: full
-  platform:
-    platforms: all
 '''
 
 EXAMPLES = r'''

@@ -105,14 +105,6 @@ notes:
     before applying anything.
 seealso:
   - module: hpcops.coe.gpu_runtime
-attributes:
-  check_mode:
-    support: full
-    details: The API server validates every object in a dry run and returns what it would store; nothing is waited for.
-  diff_mode:
-    support: full
-  platform:
-    platforms: all
 '''
 
 EXAMPLES = r'''

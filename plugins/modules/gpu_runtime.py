@@ -166,14 +166,6 @@ seealso:
   - module: hpcops.coe.device_plugin
   - module: hpcops.coe.accelerator_validation
   - module: hpcops.coe.gpu_monitoring
-attributes:
-  check_mode:
-    support: full
-    details: The API server validates every object in a dry run and returns what it would store; nothing is waited for.
-  diff_mode:
-    support: full
-  platform:
-    platforms: all
 '''
 
 EXAMPLES = r'''

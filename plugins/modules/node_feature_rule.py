@@ -100,14 +100,6 @@ notes:
 seealso:
   - module: hpcops.coe.kernel_module
   - module: hpcops.coe.device_plugin
-attributes:
-  check_mode:
-    support: full
-    details: The API server validates every object in a dry run and returns what it would store; nothing is waited for.
-  diff_mode:
-    support: full
-  platform:
-    platforms: all
 '''
 
 EXAMPLES = r'''

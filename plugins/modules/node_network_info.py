@@ -35,12 +35,8 @@ seealso:
   - module: hpcops.coe.server_interfaces
 extends_documentation_fragment:
   - hpcops.coe.attributes
+  - hpcops.coe.attributes.info_module
 attributes:
-  check_mode:
-    support: full
-    details: Read only; it changes nothing in any mode.
-  diff_mode:
-    support: none
   platform:
     platforms: linux
 '''

@@ -146,12 +146,7 @@ seealso:
   - module: hpcops.coe.server_interfaces
 attributes:
   check_mode:
-    support: full
     details: The API server validates every object in a dry run and returns what it would store; the checks from pods do not run.
-  diff_mode:
-    support: full
-  platform:
-    platforms: all
 '''
 
 EXAMPLES = r'''

@@ -70,17 +70,12 @@ requirements:
   - python >= 3.9
   - openstacksdk >= 1.0.0
 attributes:
-  check_mode:
-    support: full
-    details: Read only; the same requests are made in check mode.
-  diff_mode:
-    support: none
-    details: Read only; nothing changes.
   platform:
     platforms: all
 extends_documentation_fragment:
   - openstack.cloud.openstack
   - hpcops.coe.attributes
+  - hpcops.coe.attributes.info_module
 '''
 
 EXAMPLES = r'''
