@@ -16,7 +16,10 @@ import os
 import tempfile
 import threading
 import time
+import traceback
 
+from ansible.errors import AnsibleError
+from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
@@ -43,7 +46,17 @@ class ActionModule(ActionBase):
             environments = [environments]
         self._task.environment = environments + [{PROGRESS_FILE_ENV: progress_file}]
         outcome = {}
-        worker = threading.Thread(target=lambda: outcome.update(self._execute_module(task_vars=task_vars)))
+        errors = []
+
+        def execute():
+            # An exception in a thread dies with the thread; it is carried back so the task fails
+            # with it, as it would had the module run in this thread.
+            try:
+                outcome.update(self._execute_module(task_vars=task_vars))
+            except Exception as exc:  # pylint: disable=broad-except
+                errors.append((exc, traceback.format_exc()))
+
+        worker = threading.Thread(target=execute)
         try:
             worker.start()
             self._show_progress(worker, progress_file, (task_vars or {}).get('inventory_hostname', 'localhost'))
@@ -51,6 +64,14 @@ class ActionModule(ActionBase):
         finally:
             self._task.environment = environments
             os.unlink(progress_file)
+        if errors:
+            exc, trace = errors[0]
+            if isinstance(exc, AnsibleError):
+                message = to_text(exc)
+            else:
+                message = 'Unexpected failure while running the module: %s: %s' % (type(exc).__name__, to_text(exc))
+            result.update(failed=True, msg=message, exception=trace)
+            return result
         result.update(outcome)
         return result
 

@@ -24,7 +24,7 @@ import re
 import traceback
 
 from ansible_collections.hpcops.coe.plugins.module_utils.argspec import refuse_unclear_input
-from ansible_collections.hpcops.coe.plugins.module_utils.waiting import WaitTimeout, wait_for
+from ansible_collections.hpcops.coe.plugins.module_utils.waiting import WaitFailed, WaitTimeout, wait_for
 
 try:
     from ansible_collections.kubernetes.core.plugins.module_utils.args_common import AUTH_ARG_SPEC
@@ -411,14 +411,19 @@ class Kube(object):
     # -------------------------------------------------------------- waits
 
     def wait(self, what, fetch, is_done, timeout=None, sleep=None, is_failed=None):
-        """Poll until is_done(fetch()). Returns (done, last value, seconds waited)."""
+        """Poll until is_done(fetch()). Returns (done, last value, seconds waited).
+
+        done is False at the deadline and also as soon as is_failed(value) holds: a
+        wait that can no longer succeed ends there, and the caller, which knows what
+        is_failed looks for, explains it from the last value.
+        """
         timeout = self.params.get('wait_timeout', 300) if timeout is None else timeout
         sleep = self.params.get('wait_sleep', 2.0) if sleep is None else sleep
         try:
             result = wait_for(fetch, is_done, is_failed=is_failed, timeout=timeout, interval=sleep,
                               max_interval=max(sleep, 10.0), backoff=1.0, what=what)
             return True, result.value, result.elapsed
-        except WaitTimeout as exc:
+        except (WaitTimeout, WaitFailed) as exc:
             return False, exc.last, exc.elapsed
 
     def fail(self, msg, **kwargs):

@@ -167,21 +167,22 @@ options:
     type: bool
     default: true
 notes:
-  - Check mode is supported and reads the cloud to report what would be created, resized,
-    upgraded or rejected. With C(--diff) it shows the cluster before and after.
   - Magnum's cluster name is not a unique key. Give the UUID as I(name) to address one of several
     same-named clusters.
 requirements:
   - python-magnumclient >= 4.0.0
 extends_documentation_fragment:
   - openstack.cloud.openstack
+  - hpcops.coe.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
+    details: Reads the cloud and reports what would be created, resized, upgraded or rejected.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: full
+    details: The cluster before and after.
+  platform:
+    platforms: all
 '''
 
 EXAMPLES = r'''

@@ -33,11 +33,11 @@ requirements:
   - python-magnumclient >= 4.0.0
 extends_documentation_fragment:
   - openstack.cloud.openstack
+  - hpcops.coe.attributes
+  - hpcops.coe.attributes.info_module
 attributes:
-  check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
-    support: full
-    details: The module only reads.
+  platform:
+    platforms: all
 '''
 
 EXAMPLES = r'''

@@ -63,7 +63,6 @@ options:
     type: bool
     default: true
 notes:
-  - Check mode is supported. It reports whether the file would change but requests no certificate.
   - Only Kubernetes clusters (template C(coe=kubernetes)) are supported.
 requirements:
   - python-magnumclient >= 4.0.0
@@ -71,13 +70,15 @@ requirements:
   - PyYAML
 extends_documentation_fragment:
   - openstack.cloud.openstack
+  - hpcops.coe.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
+    details: Reports whether the file would change but requests no certificate.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: none
+  platform:
+    platforms: all
 '''
 
 EXAMPLES = r'''

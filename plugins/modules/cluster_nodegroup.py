@@ -107,19 +107,19 @@ options:
       - Whether to wait until the nodegroup is created, resized or deleted.
     type: bool
     default: true
-notes:
-  - Check mode is supported; with C(--diff) the module shows the nodegroup before and after.
 requirements:
   - python-magnumclient >= 4.0.0
 extends_documentation_fragment:
   - openstack.cloud.openstack
+  - hpcops.coe.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: full
+    details: The nodegroup before and after.
+  platform:
+    platforms: all
 '''
 
 EXAMPLES = r'''

@@ -49,16 +49,12 @@ requirements:
   - openstacksdk >= 1.0.0
   - python-magnumclient >= 4.0.0
 attributes:
-  check_mode:
-    support: full
-    details: Read only; the same requests are made in check mode.
-  diff_mode:
-    support: none
   platform:
     platforms: all
 extends_documentation_fragment:
   - openstack.cloud.openstack
-  - action_common_attributes
+  - hpcops.coe.attributes
+  - hpcops.coe.attributes.info_module
 '''
 
 EXAMPLES = r'''

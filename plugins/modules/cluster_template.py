@@ -149,19 +149,20 @@ options:
       - Port of the Kubernetes API. Must be 1 to 65535.
     type: int
 notes:
-  - Check mode is supported; with C(--diff) the module shows the template before and after.
   - The options C(wait) and C(timeout) are accepted for uniformity; template operations are synchronous.
 requirements:
   - python-magnumclient >= 4.0.0
 extends_documentation_fragment:
   - openstack.cloud.openstack
+  - hpcops.coe.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check mode), when in diff mode.
     support: full
+    details: The template before and after.
+  platform:
+    platforms: all
 '''
 
 EXAMPLES = r'''

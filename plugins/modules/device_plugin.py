@@ -34,6 +34,8 @@ description:
     by Pod Security admission).
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - hpcops.coe.kubernetes
+  - hpcops.coe.attributes
 options:
   type:
     description: Which device plugin.
@@ -49,11 +51,6 @@ options:
     description: Namespace of the plugin. The pods use host paths (and host networking for the network plugins), so it needs privileged pod security.
     type: str
     default: kube-system
-  state:
-    description: Whether the plugin should be deployed.
-    type: str
-    choices: [present, absent]
-    default: present
   image:
     description: Plugin image; defaults to a release of the upstream image for the type.
     type: str
@@ -208,30 +205,8 @@ options:
       is_rdma:
         description: Only RDMA-capable (C(true)) or only non-RDMA (C(false)) functions.
         type: bool
-  field_manager:
-    description: Field manager name for server-side apply.
-    type: str
-    default: hpcops.coe
-  force_conflicts:
-    description: Take over fields another field manager owns instead of failing with a conflict.
-    type: bool
-    default: false
   wait:
     description: Wait until the DaemonSet is rolled out and the resources show in the allocatable of every expected node.
-    type: bool
-    default: true
-  wait_timeout:
-    description: How many seconds to wait.
-    type: int
-    default: 300
-  wait_sleep:
-    description: Seconds between two checks while waiting.
-    type: float
-    default: 2.0
-requirements:
-  - python >= 3.9
-  - kubernetes >= 24.2.0
-  - PyYAML >= 3.11
 seealso:
   - module: hpcops.coe.node_feature_rule
   - module: hpcops.coe.kernel_module
@@ -311,8 +286,8 @@ diff:
   type: dict
 '''
 
-from ansible_collections.hpcops.coe.plugins.module_utils.kube import (
-    Kube, KubeError, argument_spec, name_problem, new_module)
+from ansible_collections.hpcops.coe.plugins.module_utils.kube import name_problem
+from ansible_collections.hpcops.coe.plugins.module_utils.kube_module import CoeKubeModule
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_deviceplugin import (
     DRIVER_OPTIONS, TYPES, any_of, daemonset_ready, defaults, driver_labels, eligible_nodes, manifests, node_reasons,
     resources, serves, shown, validate)
@@ -346,8 +321,10 @@ NVIDIA_OPTIONS = dict(
 )
 
 
-def main():
-    module = new_module(argument_spec(
+class DevicePlugin(CoeKubeModule):
+    """One device plugin: its ConfigMap and DaemonSet, then its resources on every expected node."""
+
+    argument_spec = dict(
         type=dict(type='str', required=True, choices=sorted(TYPES)),
         name=dict(type='str'),
         namespace=dict(type='str', default='kube-system'),
@@ -364,22 +341,25 @@ def main():
         nvidia=dict(type='dict', options=NVIDIA_OPTIONS),
         rdma_resources=dict(type='list', elements='dict', options=RDMA_OPTIONS),
         sriov_resources=dict(type='list', elements='dict', options=SRIOV_OPTIONS),
-    ))
-    params = module.params
-    d = defaults(params)
-    problems = [p for p in (name_problem(d['name']), name_problem(params['namespace'], 'namespace', label=True),
-                            params['runtime_class'] and name_problem(params['runtime_class'], 'runtime_class')) if p]
-    if params['state'] == 'present':
-        problems.extend(validate(params))
-    if problems:
-        module.fail_json(msg='Invalid parameters, nothing was applied: %s.' % '; '.join(problems))
+    )
 
-    kube = Kube(module)
-    try:
+    def problems(self):
+        params = self.params
+        d = defaults(params)
+        problems = [p for p in (name_problem(d['name']), name_problem(params['namespace'], 'namespace', label=True),
+                                params['runtime_class'] and name_problem(params['runtime_class'], 'runtime_class'))
+                    if p]
+        if params['state'] == 'present':
+            problems.extend(validate(params))
+        return problems
+
+    def run(self):
+        kube, params = self.kube, self.params
+        d = defaults(params)
         if params['state'] == 'absent':
-            changed = kube.delete('apps/v1', 'DaemonSet', d['name'], params['namespace'])
-            changed |= kube.delete('v1', 'ConfigMap', d['config_map'], params['namespace'])
-            kube.exit(changed=changed, resources=[], nodes={}, waited=0.0)
+            self.delete('apps/v1', 'DaemonSet', d['name'], params['namespace'])
+            self.delete('v1', 'ConfigMap', d['config_map'], params['namespace'])
+            self.exit(resources=[], nodes={}, waited=0.0)
 
         patterns = resources(params)
         config_map, daemonset = manifests(params)
@@ -393,15 +373,15 @@ def main():
         def served(node, node_obj):
             return serves(node_obj, patterns, any_pattern, wanted.get(node))
         if not expected:
-            kube.warnings.append('No node matches node_selector %s, so nothing will advertise %s (are the NFD rules '
-                                 'applied%s?)' % (daemonset['spec']['template']['spec']['nodeSelector'],
-                                                  ', '.join(patterns),
-                                                  ', is the driver loaded by KMM' if params['driver_modules'] else ''))
-        cm = kube.apply(config_map)
-        ds = kube.apply(daemonset)
-        changed = cm['changed'] or ds['changed']
+            self.warn('No node matches node_selector %s, so nothing will advertise %s (are the NFD rules '
+                      'applied%s?)' % (daemonset['spec']['template']['spec']['nodeSelector'], ', '.join(patterns),
+                                       ', is the driver loaded by KMM' if params['driver_modules'] else ''))
+        cm = self.apply(config_map)
+        ds = self.apply(daemonset)
+        self.diff = {'before': {'configmap': cm['diff']['before'], 'daemonset': ds['diff']['before']},
+                     'after': {'configmap': cm['diff']['after'], 'daemonset': ds['diff']['after']}}
         waited = 0.0
-        if params['wait'] and not kube.check_mode:
+        if params['wait'] and not self.check_mode:
             def fetch():
                 return (kube.get('apps/v1', 'DaemonSet', d['name'], params['namespace']), kube.nodes())
 
@@ -411,9 +391,10 @@ def main():
                 return daemonset_ready(current) and all(
                     node in by_name and served(node, by_name[node]) for node in expected)
 
-            ok, last, waited = kube.wait('%s to advertise %s' % (d['name'], ', '.join(patterns)), fetch, done)
+            outcome = self.wait('%s to advertise %s' % (d['name'], ', '.join(patterns)), fetch, done)
+            last, waited = outcome.value, outcome.waited
             nodes = last[1] if last else kube.nodes()
-            if not ok:
+            if not outcome.done:
                 current = last[0] if last and last[0] else ds['after']
                 why = node_reasons(kube, current, expected, patterns, eligible_nodes(nodes, daemonset), nodes,
                                    driver_labels(params), served=served)
@@ -422,20 +403,18 @@ def main():
                     'DaemonSet not rolled out (%s of %s pods ready)' % (
                         status.get('numberReady', 0), status.get('desiredNumberScheduled', '?'))
                 by_name = dict((n['metadata']['name'], n) for n in nodes)
-                kube.fail('%s/%s: %s not available after %.0f s on %d of %d expected node(s): %s' % (
+                self.fail('%s/%s: %s not available after %.0f s on %d of %d expected node(s): %s' % (
                     params['namespace'], d['name'], ', '.join(patterns), waited, len(why), len(expected), detail),
-                    changed=changed, daemonset=current, resources=patterns,
+                    daemonset=current, resources=patterns,
                     nodes=dict((n, shown(by_name.get(n, {}), patterns, any_pattern)) for n in expected))
         by_name = dict((n['metadata']['name'], n) for n in nodes)
-        result = dict(changed=changed, daemonset=ds['after'], config_map=cm['after'], resources=patterns,
-                      nodes=dict((n, shown(by_name.get(n, {}), patterns, any_pattern)) for n in expected),
-                      waited=round(waited, 1))
-        if module._diff:
-            result['diff'] = {'before': {'configmap': cm['diff']['before'], 'daemonset': ds['diff']['before']},
-                              'after': {'configmap': cm['diff']['after'], 'daemonset': ds['diff']['after']}}
-        kube.exit(**result)
-    except KubeError as exc:
-        kube.fail(str(exc))
+        self.exit(daemonset=ds['after'], config_map=cm['after'], resources=patterns,
+                  nodes=dict((n, shown(by_name.get(n, {}), patterns, any_pattern)) for n in expected),
+                  waited=round(waited, 1))
+
+
+def main():
+    DevicePlugin()()
 
 
 if __name__ == '__main__':

@@ -27,16 +27,13 @@ description:
   - Objects are written with server-side apply; check mode asks the API server for dry runs and shows the diff.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - hpcops.coe.kubernetes
+  - hpcops.coe.attributes
 options:
   namespace:
     description: Namespace of the exporter, its Service, ServiceMonitor and the PrometheusRule. The exporter needs privileged pod security.
     type: str
     default: kube-system
-  state:
-    description: Whether the objects should exist.
-    type: str
-    choices: [present, absent]
-    default: present
   dcgm_exporter:
     description: Deploy the DCGM exporter.
     type: bool
@@ -101,30 +98,8 @@ options:
   dashboards_folder:
     description: Grafana folder, as the sidecar's C(grafana_folder) annotation.
     type: str
-  field_manager:
-    description: Field manager name for server-side apply.
-    type: str
-    default: hpcops.coe
-  force_conflicts:
-    description: Take over fields another field manager owns instead of failing with a conflict.
-    type: bool
-    default: false
   wait:
     description: Wait until the exporter runs on every expected node.
-    type: bool
-    default: true
-  wait_timeout:
-    description: How many seconds to wait.
-    type: int
-    default: 300
-  wait_sleep:
-    description: Seconds between two checks while waiting.
-    type: float
-    default: 2.0
-requirements:
-  - python >= 3.9
-  - kubernetes >= 24.2.0
-  - PyYAML >= 3.11
 notes:
   - The ServiceMonitor and PrometheusRule kinds come from the Prometheus operator; without its CRDs the module fails
     before applying anything.
@@ -181,8 +156,8 @@ diff:
   type: dict
 '''
 
-from ansible_collections.hpcops.coe.plugins.module_utils.kube import (
-    Kube, KubeError, argument_spec, name_problem, new_module, obj_ref)
+from ansible_collections.hpcops.coe.plugins.module_utils.kube import name_problem
+from ansible_collections.hpcops.coe.plugins.module_utils.kube_module import CoeKubeModule
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_deviceplugin import (
     DRIVER_OPTIONS, daemonset_ready, driver_labels, eligible_nodes, node_reasons)
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_gpu import GPU_LABEL
@@ -192,8 +167,10 @@ from ansible_collections.hpcops.coe.plugins.module_utils.kube_monitoring import 
 MONITORING_API = 'monitoring.coreos.com/v1'
 
 
-def main():
-    module = new_module(argument_spec(
+class GpuMonitoring(CoeKubeModule):
+    """The DCGM exporter, the alert rules and the dashboards."""
+
+    argument_spec = dict(
         namespace=dict(type='str', default='kube-system'),
         dcgm_exporter=dict(type='bool', default=True),
         dcgm_exporter_image=dict(type='str', default=DCGM_EXPORTER_IMAGE),
@@ -209,58 +186,49 @@ def main():
         dashboards=dict(type='bool', default=True),
         dashboards_namespace=dict(type='str'),
         dashboards_folder=dict(type='str'),
-    ))
-    params = module.params
-    problems = [p for p in (name_problem(params['namespace'], 'namespace', label=True),
-                            params['dashboards_namespace'] and
-                            name_problem(params['dashboards_namespace'], 'dashboards_namespace', label=True),
-                            params['runtime_class'] and name_problem(params['runtime_class'], 'runtime_class'))
-                if p]
-    if not 20 <= params['gpu_temperature_limit'] <= 120:
-        problems.append('gpu_temperature_limit %d is not a GPU temperature in Celsius (20 to 120)'
-                        % params['gpu_temperature_limit'])
-    if problems:
-        module.fail_json(msg='Invalid parameters, nothing was applied: %s.' % '; '.join(problems))
+    )
 
-    kube = Kube(module)
-    selector = dict(params['node_selector'] if params.get('node_selector') is not None else {GPU_LABEL: 'true'})
-    selector.update(driver_labels(params))
-    exporter = exporter_manifests(params, selector) if params['dcgm_exporter'] else []
-    rule = prometheus_rule(params)
-    boards = dashboard_configmaps(params) if params['dashboards'] else []
-    objects = exporter + [rule] + boards
-    try:
+    def problems(self):
+        params = self.params
+        problems = [p for p in (name_problem(params['namespace'], 'namespace', label=True),
+                                params['dashboards_namespace'] and
+                                name_problem(params['dashboards_namespace'], 'dashboards_namespace', label=True),
+                                params['runtime_class'] and name_problem(params['runtime_class'], 'runtime_class'))
+                    if p]
+        if not 20 <= params['gpu_temperature_limit'] <= 120:
+            problems.append('gpu_temperature_limit %d is not a GPU temperature in Celsius (20 to 120)'
+                            % params['gpu_temperature_limit'])
+        return problems
+
+    def run(self):
+        kube, params = self.kube, self.params
+        selector = dict(params['node_selector'] if params.get('node_selector') is not None else {GPU_LABEL: 'true'})
+        selector.update(driver_labels(params))
+        exporter = exporter_manifests(params, selector) if params['dcgm_exporter'] else []
+        rule = prometheus_rule(params)
+        boards = dashboard_configmaps(params) if params['dashboards'] else []
+        objects = exporter + [rule] + boards
         if params['state'] == 'absent':
-            changed, gone = False, []
             for obj in objects:
                 meta = obj['metadata']
-                if kube.delete(obj['apiVersion'], obj['kind'], meta['name'], meta.get('namespace')):
-                    changed = True
-                    gone.append(obj_ref(obj))
-            kube.exit(changed=changed, objects=gone, waited=0.0)
+                self.delete(obj['apiVersion'], obj['kind'], meta['name'], meta.get('namespace'))
+            self.exit(objects=self.objects, waited=0.0)
         for kind in ('ServiceMonitor', 'PrometheusRule'):
-            if not kube.served(MONITORING_API, kind) and not kube.check_mode:
-                kube.fail('The API server does not serve %s %s: install the Prometheus operator (its CRDs) first. '
+            if not kube.served(MONITORING_API, kind) and not self.check_mode:
+                self.fail('The API server does not serve %s %s: install the Prometheus operator (its CRDs) first. '
                           'Nothing was applied.' % (MONITORING_API, kind), objects=[], waited=0.0)
         nodes = kube.nodes()
         daemonset = next((o for o in exporter if o['kind'] == 'DaemonSet'), None)
         eligible = eligible_nodes(nodes, daemonset) if daemonset else []
         expected = params['expected_nodes'] if params['expected_nodes'] is not None else eligible
-        changed, applied, diff = False, [], {'before': {}, 'after': {}}
         stored = None
         for obj in objects:
-            result = kube.apply(obj)
-            ref = obj_ref(obj)
-            applied.append(ref)
+            result = self.apply(obj)
             if obj is daemonset:
                 stored = result['after']
-            if result['changed']:
-                changed = True
-                diff['before'][ref] = result['diff']['before']
-                diff['after'][ref] = result['diff']['after']
-        report = dict((n, 'not checked' if kube.check_mode else 'ready') for n in expected)
+        report = dict((n, 'not checked' if self.check_mode else 'ready') for n in expected)
         waited = 0.0
-        if daemonset and params['wait'] and not kube.check_mode:
+        if daemonset and params['wait'] and not self.check_mode:
             name, ns = daemonset['metadata']['name'], params['namespace']
 
             def fetch():
@@ -269,24 +237,24 @@ def main():
             def done(value):
                 return daemonset_ready(value[0]) and set(expected) <= set(eligible_nodes(value[1], daemonset))
 
-            ok, last, waited = kube.wait('the DCGM exporter on %d node(s)' % len(expected), fetch, done)
-            if not ok:
-                current, now_nodes = last if last else (stored, kube.nodes())
+            outcome = self.wait('the DCGM exporter on %d node(s)' % len(expected), fetch, done)
+            waited = outcome.waited
+            if not outcome.done:
+                current, now_nodes = outcome.value if outcome.value else (stored, kube.nodes())
                 why = node_reasons(kube, current or stored, expected, [], eligible_nodes(now_nodes, daemonset),
                                    now_nodes, driver_labels(params), what='the DCGM exporter')
                 report.update(why)
-                kube.fail('The DCGM exporter is not running after %.0f s on %d of %d node(s): %s' % (
+                self.fail('The DCGM exporter is not running after %.0f s on %d of %d node(s): %s' % (
                     waited, len(why), len(expected), '; '.join('%s: %s' % item for item in sorted(why.items()))
                     or 'DaemonSet %s/%s not rolled out' % (ns, name)),
-                    changed=changed, objects=applied, nodes=report, waited=round(waited, 1))
-        result = dict(changed=changed, objects=applied, nodes=report, waited=round(waited, 1),
-                      alerts=[r['alert'] for g in rule['spec']['groups'] for r in g['rules']],
-                      dashboards=['%s/%s' % (b['metadata']['namespace'], b['metadata']['name']) for b in boards])
-        if module._diff:
-            result['diff'] = diff
-        kube.exit(**result)
-    except KubeError as exc:
-        kube.fail(str(exc))
+                    objects=self.objects, nodes=report, waited=round(waited, 1))
+        self.exit(objects=self.objects, nodes=report, waited=round(waited, 1),
+                  alerts=[r['alert'] for g in rule['spec']['groups'] for r in g['rules']],
+                  dashboards=['%s/%s' % (b['metadata']['namespace'], b['metadata']['name']) for b in boards])
+
+
+def main():
+    GpuMonitoring()()
 
 
 if __name__ == '__main__':

@@ -37,6 +37,8 @@ description:
   - Objects are written with server-side apply; check mode asks the API server for dry runs and shows the diff.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - hpcops.coe.kubernetes
+  - hpcops.coe.attributes
 options:
   stack:
     description: Who provides the GPU runtime, see above.
@@ -49,9 +51,6 @@ options:
     default: kube-system
   state:
     description: Whether the runtime should be deployed (C(absent) removes the toolkit, the MIG manager and the RuntimeClass of I(stack=collection)).
-    type: str
-    choices: [present, absent]
-    default: present
   runtime_class:
     description: Name of the RuntimeClass and of the containerd runtime handler the toolkit configures.
     type: str
@@ -159,30 +158,10 @@ options:
         description: Let the operator run its MIG manager.
         type: bool
         default: true
-  field_manager:
-    description: Field manager name for server-side apply.
-    type: str
-    default: hpcops.coe
   force_conflicts:
     description: Take over fields another field manager owns (for example of a ClusterPolicy Helm wrote) instead of failing.
-    type: bool
-    default: false
   wait:
     description: Wait for the toolkit on every expected node, the MIG states, or the ClusterPolicy to be ready.
-    type: bool
-    default: true
-  wait_timeout:
-    description: How many seconds to wait.
-    type: int
-    default: 300
-  wait_sleep:
-    description: Seconds between two checks while waiting.
-    type: float
-    default: 2.0
-requirements:
-  - python >= 3.9
-  - kubernetes >= 24.2.0
-  - PyYAML >= 3.11
 seealso:
   - module: hpcops.coe.device_plugin
   - module: hpcops.coe.accelerator_validation
@@ -273,8 +252,8 @@ diff:
   type: dict
 '''
 
-from ansible_collections.hpcops.coe.plugins.module_utils.kube import (
-    Kube, KubeError, argument_spec, name_problem, new_module, obj_ref, selector_matches)
+from ansible_collections.hpcops.coe.plugins.module_utils.kube import name_problem, selector_matches
+from ansible_collections.hpcops.coe.plugins.module_utils.kube_module import CoeKubeModule
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_deviceplugin import (
     DRIVER_OPTIONS, advertised, daemonset_ready, driver_labels, eligible_nodes, node_reasons)
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_gpu import (
@@ -317,38 +296,39 @@ def static_problems(params):
     return problems
 
 
-class GpuRuntime(object):
+class GpuRuntime(CoeKubeModule):
     """One run of the module: plan, apply, wait."""
 
-    def __init__(self, module):
-        self.module = module
-        self.params = module.params
-        self.kube = Kube(module)
-        self.applied = []
-        self.diffs = {'before': {}, 'after': {}}
-        self.changed = False
+    argument_spec = dict(
+        stack=dict(type='str', default='collection', choices=['collection', 'gpu-operator']),
+        namespace=dict(type='str', default='kube-system'),
+        runtime_class=dict(type='str', default='nvidia'),
+        node_selector=dict(type='dict'),
+        driver_modules=dict(type='list', elements='dict', options=DRIVER_OPTIONS),
+        expected_nodes=dict(type='list', elements='str'),
+        tolerations=dict(type='list', elements='dict'),
+        image_pull_secrets=dict(type='list', elements='str', no_log=False),
+        toolkit_image=dict(type='str', default=IMAGES['toolkit']),
+        mig_manager_image=dict(type='str', default=IMAGES['mig_manager']),
+        mig=dict(type='list', elements='dict', options=MIG_OPTIONS),
+        mig_strategy=dict(type='str', default='mixed', choices=['single', 'mixed']),
+        gpu_operator=dict(type='dict', options=OPERATOR_OPTIONS),
+    )
+
+    def __init__(self):
+        super(GpuRuntime, self).__init__()
         self.described = set()
 
-    def apply(self, obj):
-        result = self.kube.apply(obj)
-        ref = obj_ref(obj)
-        self.applied.append(ref)
-        self.changed |= result['changed']
-        if result['changed']:
-            self.diffs['before'][ref] = result['diff']['before']
-            self.diffs['after'][ref] = result['diff']['after']
-        return result
+    def problems(self):
+        return static_problems(self.params)
 
     def exit(self, **result):
-        result.update(changed=self.changed, stack=self.params['stack'], runtime_class=self.params['runtime_class'],
-                      objects=self.applied)
-        if self.module._diff:
-            result['diff'] = self.diffs
-        self.kube.exit(**result)
+        result.update(stack=self.params['stack'], runtime_class=self.params['runtime_class'], objects=self.objects)
+        super(GpuRuntime, self).exit(**result)
 
     def fail(self, msg, **result):
-        result.update(changed=self.changed, objects=self.applied)
-        self.kube.fail(msg, **result)
+        result.update(objects=self.objects)
+        super(GpuRuntime, self).fail(msg, **result)
 
     # ---------------------------------------------------------------- reads
 
@@ -413,9 +393,9 @@ class GpuRuntime(object):
                 problems.append('the GPU model of %s is not known yet (no NFD NodeFeature), so its MIG profile cannot '
                                 'be checked: deploy NFD first' % ', '.join(unknown))
             problems.extend(mig_problems(dict((n, p) for n, p in assignments.items() if n in self.described), gpus))
-        elif assignments and self.kube.check_mode:
-            self.kube.warnings.append('The GPU models behind the MIG profiles could not be checked: NFD (its NodeFeature '
-                                      'API) is not deployed yet.')
+        elif assignments and self.check_mode:
+            self.warn('The GPU models behind the MIG profiles could not be checked: NFD (its NodeFeature '
+                      'API) is not deployed yet.')
         elif assignments:
             problems.append('MIG profiles need the GPU models of the nodes, from NFD NodeFeature objects, and the '
                             'NodeFeature API (nfd.k8s-sigs.io/v1alpha1) is not served: deploy NFD first')
@@ -425,8 +405,8 @@ class GpuRuntime(object):
         if problems:
             self.fail('Invalid parameters, nothing was applied: %s.' % '; '.join(problems))
         if not expected:
-            self.kube.warnings.append('No node matches node_selector %s, so the container toolkit runs nowhere (are the '
-                                      'NFD rules applied, is the driver loaded by KMM?)' % selector)
+            self.warn('No node matches node_selector %s, so the container toolkit runs nowhere (are the '
+                      'NFD rules applied, is the driver loaded by KMM?)' % selector)
 
         self.apply(runtime_class(params['runtime_class']))
         ds = self.apply(toolkit)
@@ -440,12 +420,12 @@ class GpuRuntime(object):
                 self.apply({'apiVersion': 'v1', 'kind': 'Node',
                             'metadata': {'name': node, 'labels': {MIG_CONFIG_LABEL: mig_config_name(profile)}}})
         waited = 0.0
-        report = dict((n, {'runtime': 'not checked' if self.kube.check_mode else 'ready'}) for n in expected)
+        report = dict((n, {'runtime': 'not checked' if self.check_mode else 'ready'}) for n in expected)
         for node, profile in assignments.items():
             report.setdefault(node, {}).update(mig_profile=profile)
         mig_expect = dict((node, mig_resources(profile, (gpus or {}).get(node, []), params['mig_strategy']))
                           for node, profile in assignments.items() if profile != 'disabled')
-        if params['wait'] and not self.kube.check_mode:
+        if params['wait'] and not self.check_mode:
             waited = self.wait_collection(ds['after'], toolkit, expected, assignments, manager, report)
         self.exit(nodes=report, mig_resources=mig_expect, checks=checks(expected, assignments, params['mig_strategy']),
                   waited=round(waited, 1))
@@ -472,10 +452,11 @@ class GpuRuntime(object):
             return (daemonset_ready(current) and set(expected) <= set(eligible_nodes(nodes, toolkit)) and
                     (not manager or daemonset_ready(mig_ds)) and mig_done(nodes))
 
-        ok, last, waited = kube.wait('the NVIDIA container toolkit on %d node(s)' % len(expected), fetch, done,
-                                     is_failed=mig_failed if assignments else None)
-        current, nodes, mig_ds = last if last else (ds, kube.nodes(), None)
-        if ok:
+        outcome = self.wait('the NVIDIA container toolkit on %d node(s)' % len(expected), fetch, done,
+                            is_failed=mig_failed if assignments else None)
+        waited = outcome.waited
+        current, nodes, mig_ds = outcome.value if outcome.value else (ds, kube.nodes(), None)
+        if outcome.done:
             by_name = dict((n['metadata']['name'], n) for n in nodes)
             for node in assignments:
                 report.setdefault(node, {})['mig_state'] = mig_node_state(by_name.get(node))[1]
@@ -512,17 +493,17 @@ class GpuRuntime(object):
         policy = cluster_policy(params, current['metadata']['name'] if current else None)
         others = sorted(p['metadata']['name'] for p in policies if current and p is not current)
         if others:
-            kube.warnings.append('ClusterPolicy %s is ignored by the operator (it works from the oldest, %s)'
-                                 % (', '.join(others), current['metadata']['name']))
+            self.warn('ClusterPolicy %s is ignored by the operator (it works from the oldest, %s)'
+                      % (', '.join(others), current['metadata']['name']))
         nodes = kube.nodes()
         expected = params['expected_nodes'] if params['expected_nodes'] is not None else sorted(
             n['metadata']['name'] for n in nodes
             if all(((n.get('metadata') or {}).get('labels') or {}).get(k) == v for k, v in self.selector().items()))
         result = self.apply(policy)
         waited = 0.0
-        report = dict((n, {'runtime': 'not checked' if kube.check_mode else 'ready'}) for n in expected)
+        report = dict((n, {'runtime': 'not checked' if self.check_mode else 'ready'}) for n in expected)
         patterns = ['nvidia.com/gpu', 'nvidia.com/mig-*']
-        if params['wait'] and not kube.check_mode:
+        if params['wait'] and not self.check_mode:
             def fetch():
                 return kube.get(CLUSTER_POLICY_API, 'ClusterPolicy', policy['metadata']['name']), kube.nodes()
 
@@ -533,9 +514,10 @@ class GpuRuntime(object):
             def done(value):
                 return cluster_policy_state(value[0])[0] and len(serving(value[1])) == len(expected)
 
-            ok, last, waited = kube.wait('ClusterPolicy %s to be ready' % policy['metadata']['name'], fetch, done)
-            obj, nodes = last if last else (result['after'], kube.nodes())
-            if not ok:
+            outcome = self.wait('ClusterPolicy %s to be ready' % policy['metadata']['name'], fetch, done)
+            waited = outcome.waited
+            obj, nodes = outcome.value if outcome.value else (result['after'], kube.nodes())
+            if not outcome.done:
                 ready, state = cluster_policy_state(obj)
                 lacking = sorted(set(expected) - set(serving(nodes)))
                 for node in lacking:
@@ -553,42 +535,16 @@ class GpuRuntime(object):
         if params['stack'] == 'gpu-operator':
             self.fail('state=absent with stack=gpu-operator: remove the GPU operator with its own tooling (Helm); this '
                       'module does not delete a ClusterPolicy.')
-        changed = False
         for api, kind, name, ns in (('apps/v1', 'DaemonSet', 'nvidia-mig-manager', params['namespace']),
                                     ('v1', 'ConfigMap', 'nvidia-mig-parted-config', params['namespace']),
                                     ('apps/v1', 'DaemonSet', 'nvidia-container-toolkit', params['namespace']),
                                     (NODE_API, 'RuntimeClass', params['runtime_class'], None)):
-            if kube.delete(api, kind, name, ns):
-                changed = True
-                self.applied.append('%s %s' % (kind, '%s/%s' % (ns, name) if ns else name))
-        self.changed = changed
+            self.delete(api, kind, name, ns)
         self.exit(nodes={}, mig_resources={}, waited=0.0)
 
 
 def main():
-    module = new_module(argument_spec(
-        stack=dict(type='str', default='collection', choices=['collection', 'gpu-operator']),
-        namespace=dict(type='str', default='kube-system'),
-        runtime_class=dict(type='str', default='nvidia'),
-        node_selector=dict(type='dict'),
-        driver_modules=dict(type='list', elements='dict', options=DRIVER_OPTIONS),
-        expected_nodes=dict(type='list', elements='str'),
-        tolerations=dict(type='list', elements='dict'),
-        image_pull_secrets=dict(type='list', elements='str', no_log=False),
-        toolkit_image=dict(type='str', default=IMAGES['toolkit']),
-        mig_manager_image=dict(type='str', default=IMAGES['mig_manager']),
-        mig=dict(type='list', elements='dict', options=MIG_OPTIONS),
-        mig_strategy=dict(type='str', default='mixed', choices=['single', 'mixed']),
-        gpu_operator=dict(type='dict', options=OPERATOR_OPTIONS),
-    ))
-    problems = static_problems(module.params)
-    if problems:
-        module.fail_json(msg='Invalid parameters, nothing was applied: %s.' % '; '.join(problems))
-    runtime = GpuRuntime(module)
-    try:
-        runtime.run()
-    except KubeError as exc:
-        runtime.fail(str(exc))
+    GpuRuntime()()
 
 
 if __name__ == '__main__':

@@ -34,6 +34,8 @@ description:
     anchors, classes and alternations; avoid look-arounds and back-references, which Go does not support.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - hpcops.coe.kubernetes
+  - hpcops.coe.attributes
 options:
   name:
     description: Name of the Module.
@@ -45,9 +47,6 @@ options:
     required: true
   state:
     description: Whether the Module should exist. Deleting it makes KMM unload the module.
-    type: str
-    choices: [present, absent]
-    default: present
   module_name:
     description: Name of the kernel module to load (C(modprobe) name, for example C(nvidia) or C(mlx5_core)).
     type: str
@@ -157,30 +156,8 @@ options:
         are listed in C(missing_mappings).
     type: bool
     default: false
-  field_manager:
-    description: Field manager name for server-side apply.
-    type: str
-    default: hpcops.coe
-  force_conflicts:
-    description: Take over fields another field manager owns instead of failing with a conflict.
-    type: bool
-    default: false
   wait:
     description: Wait until the module is loaded on every mapped node (or, with I(state=absent), unloaded everywhere).
-    type: bool
-    default: true
-  wait_timeout:
-    description: How many seconds to wait.
-    type: int
-    default: 300
-  wait_sleep:
-    description: Seconds between two checks while waiting.
-    type: float
-    default: 2.0
-requirements:
-  - python >= 3.9
-  - kubernetes >= 24.2.0
-  - PyYAML >= 3.11
 notes:
   - The KMM operator and its CRDs must be installed. In check mode a missing CRD or namespace only produces a
     warning, so a whole rollout can be checked before KMM exists.
@@ -267,8 +244,8 @@ diff:
   type: dict
 '''
 
-from ansible_collections.hpcops.coe.plugins.module_utils.kube import (
-    Kube, KubeError, argument_spec, container_problem, name_problem, new_module)
+from ansible_collections.hpcops.coe.plugins.module_utils.kube import container_problem, name_problem
+from ansible_collections.hpcops.coe.plugins.module_utils.kube_module import CoeKubeModule
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_kmm import (
     KMM_API_VERSION, build_module, device_plugin_label, missing_mapping_message, plan, pull_secret, ready_label,
     status_reached, validate_mappings)
@@ -323,8 +300,10 @@ def node_reasons(kube, params, entries, obj):
     return reasons
 
 
-def main():
-    module = new_module(argument_spec(
+class KernelModule(CoeKubeModule):
+    """One KMM Module: check the kernels of the selected nodes, apply, wait until KMM loaded it."""
+
+    argument_spec = dict(
         name=dict(type='str', required=True),
         namespace=dict(type='str', required=True),
         module_name=dict(type='str'),
@@ -342,107 +321,103 @@ def main():
         pull_secret=dict(type='dict', options=SECRET_OPTIONS, no_log=False),
         device_plugin=dict(type='dict', options=PLUGIN_OPTIONS),
         allow_missing_mappings=dict(type='bool', default=False),
-    ), required_if=[('state', 'present', ['selector'])])
-    params = module.params
-    # `kernels` is shorthand for literal mappings; the rest of the module only sees mappings
-    params['kernel_mappings'] = list(params['kernel_mappings'] or []) + [
-        {'literal': k, 'regexp': None, 'container_image': None} for k in params.get('kernels') or []]
-    ns, name = params['namespace'], params['name']
-    problems = [p for p in (name_problem(name), name_problem(ns, 'namespace', label=True)) if p]
-    if params['state'] == 'present':
-        if params['kernel_mappings'] or not params['device_plugin']:
-            problems.extend(validate_mappings(params['kernel_mappings'], params['container_image']))
-            if not params['module_name']:
-                problems.append('module_name is required with kernel_mappings (the name modprobe loads)')
-        order = params.get('modules_loading_order') or []
-        if order and order[0] != params['module_name']:
-            problems.append('modules_loading_order must start with module_name (%s), got %s'
-                            % (params['module_name'], order[0]))
-        secret = params.get('pull_secret') or {}
-        partial = [k for k in ('registry', 'username', 'password') if secret.get(k) is not None]
-        if partial and len(partial) < 3:
-            problems.append('pull_secret: registry, username and password go together (missing %s)'
-                            % ', '.join(sorted({'registry', 'username', 'password'} - set(partial))))
-        for key, value in (params['selector'] or {}).items():
-            if not isinstance(value, str):
-                problems.append('selector %s: values are strings (quote "true")' % key)
-    if problems:
-        module.fail_json(msg='Invalid parameters, nothing was applied: %s.' % '; '.join(problems))
+    )
+    module_kwargs = dict(required_if=[('state', 'present', ['selector'])])
 
-    kube = Kube(module)
-    try:
-        if params['state'] == 'absent':
-            served = kube.served(KMM_API_VERSION, 'Module')
-            before = kube.get(KMM_API_VERSION, 'Module', name, ns) if served else None
-            changed = kube.delete(KMM_API_VERSION, 'Module', name, ns)
-            waited = 0.0
-            if changed and params['wait'] and not kube.check_mode:
-                label = ready_label(ns, name)
-                ok, last, waited = kube.wait('KMM to unload %s/%s' % (ns, name), kube.nodes,
-                                             lambda nodes: not any(label in (n['metadata'].get('labels') or {})
-                                                                   for n in nodes))
-                if not ok:
-                    still = sorted(n['metadata']['name'] for n in last if label in (n['metadata'].get('labels') or {}))
-                    kube.fail('Module %s/%s was deleted but after %.0f s KMM still reports it loaded on %s'
-                              % (ns, name, waited, ', '.join(still)), changed=True)
-            kube.exit(changed=changed, nodes=[], missing_mappings=[], waited=round(waited, 1),
-                      diff={'before': before or {}, 'after': {}})
+    def problems(self):
+        params = self.params
+        # `kernels` is shorthand for literal mappings; the rest of the module only sees mappings
+        params['kernel_mappings'] = list(params['kernel_mappings'] or []) + [
+            {'literal': k, 'regexp': None, 'container_image': None} for k in params.get('kernels') or []]
+        problems = [p for p in (name_problem(params['name']), name_problem(params['namespace'], 'namespace', label=True))
+                    if p]
+        if params['state'] == 'present':
+            if params['kernel_mappings'] or not params['device_plugin']:
+                problems.extend(validate_mappings(params['kernel_mappings'], params['container_image']))
+                if not params['module_name']:
+                    problems.append('module_name is required with kernel_mappings (the name modprobe loads)')
+            order = params.get('modules_loading_order') or []
+            if order and order[0] != params['module_name']:
+                problems.append('modules_loading_order must start with module_name (%s), got %s'
+                                % (params['module_name'], order[0]))
+            secret = params.get('pull_secret') or {}
+            partial = [k for k in ('registry', 'username', 'password') if secret.get(k) is not None]
+            if partial and len(partial) < 3:
+                problems.append('pull_secret: registry, username and password go together (missing %s)'
+                                % ', '.join(sorted({'registry', 'username', 'password'} - set(partial))))
+            for key, value in (params['selector'] or {}).items():
+                if not isinstance(value, str):
+                    problems.append('selector %s: values are strings (quote "true")' % key)
+        return problems
 
+    def run(self):
+        if self.params['state'] == 'absent':
+            self.remove()
+        else:
+            self.load()
+
+    def remove(self):
+        kube, params = self.kube, self.params
+        ns, name = params['namespace'], params['name']
+        served = kube.served(KMM_API_VERSION, 'Module')
+        before = kube.get(KMM_API_VERSION, 'Module', name, ns) if served else None
+        changed = self.delete(KMM_API_VERSION, 'Module', name, ns)
+        waited = 0.0
+        if changed and params['wait'] and not self.check_mode:
+            label = ready_label(ns, name)
+            outcome = self.wait('KMM to unload %s/%s' % (ns, name), kube.nodes,
+                                lambda nodes: not any(label in (n['metadata'].get('labels') or {}) for n in nodes))
+            waited = outcome.waited
+            if not outcome.done:
+                still = sorted(n['metadata']['name'] for n in outcome.value
+                               if label in (n['metadata'].get('labels') or {}))
+                self.fail('Module %s/%s was deleted but after %.0f s KMM still reports it loaded on %s'
+                          % (ns, name, waited, ', '.join(still)))
+        self.exit(nodes=[], missing_mappings=[], waited=round(waited, 1), diff={'before': before or {}, 'after': {}})
+
+    def load(self):
+        kube, params = self.kube, self.params
+        ns, name = params['namespace'], params['name']
         mappings = params['kernel_mappings'] or []
         entries = plan(kube.nodes(), params['selector'], mappings, params['container_image'])
         missing = [e for e in entries if e['image'] is None] if mappings else []
         missing_out = [{'node': e['name'], 'kernel': e['kernel']} for e in missing]
         if missing and not params['allow_missing_mappings']:
-            kube.fail(missing_mapping_message(ns, name, params['selector'], missing, mappings) +
+            self.fail(missing_mapping_message(ns, name, params['selector'], missing, mappings) +
                       ' Nothing was applied.', missing_mappings=missing_out,
                       nodes=[dict(e, ready=False, reason=None) for e in entries])
         if missing:
-            kube.warnings.append(missing_mapping_message(ns, name, params['selector'], missing, mappings))
+            self.warn(missing_mapping_message(ns, name, params['selector'], missing, mappings))
         if not entries:
-            kube.warnings.append('Module %s/%s: no node matches the selector %s (yet); nothing will be loaded'
-                                 % (ns, name, params['selector']))
+            self.warn('Module %s/%s: no node matches the selector %s (yet); nothing will be loaded'
+                      % (ns, name, params['selector']))
 
-        changed = False
         secret = pull_secret(ns, params['pull_secret']) if params.get('pull_secret') else None
         if secret:
-            changed |= kube.apply(secret)['changed']
-        applied = kube.apply(build_module(params))
-        changed |= applied['changed']
+            self.apply(secret)
+        applied = self.apply(build_module(params))
+        self.diff = applied['diff']  # the Module's; the secret's would show its credentials
         obj = applied['after']
         mapped = [e for e in entries if e['image']] if mappings else entries
         waited = 0.0
         last = None
         status = (obj or {}).get('status') or {}
-        if params['wait'] and not kube.check_mode:
-            def fetch():
-                return kube.get(KMM_API_VERSION, 'Module', name, ns), kube.nodes()
-
-            def done(value):
-                current, nodes = value
-                labels = dict((n['metadata']['name'], n['metadata'].get('labels') or {}) for n in nodes)
-                want = [ready_label(ns, name)] if mappings else []
-                if params['device_plugin']:
-                    want.append(device_plugin_label(ns, name))
-                return bool(current) and status_reached(current.get('status'), len(mapped) if mappings else None,
-                                                        len(entries), bool(params['device_plugin'])) and \
-                    all(all(w in labels.get(e['name'], {}) for w in want) for e in mapped)
-
-            def newly_missing(value):
-                if params['allow_missing_mappings'] or not mappings:
-                    return False
-                return any(e['image'] is None for e in plan(value[1], params['selector'], mappings,
-                                                            params['container_image']))
-
-            ok, last, waited = kube.wait('KMM to load %s/%s' % (ns, name), fetch, done, is_failed=newly_missing)
+        if params['wait'] and not self.check_mode:
+            outcome = self.wait_loaded(entries, mapped)
+            last, waited = outcome.value, outcome.waited
             if last:
                 status = (last[0] or {}).get('status') or {}
-            if last and newly_missing(last):
+            if outcome.failed:
                 now = plan(last[1], params['selector'], mappings, params['container_image'])
                 gone = [e for e in now if e['image'] is None]
-                kube.fail(missing_mapping_message(ns, name, params['selector'], gone, mappings) +
-                          ' (a node changed while waiting).', changed=changed, status=status,
-                          missing_mappings=[{'node': e['name'], 'kernel': e['kernel']} for e in gone])
-            if not ok:
+                was = dict((e['name'], e['kernel']) for e in entries)
+                moves = ', '.join('%s from kernel %s to %s' % (e['name'], was[e['name']], e['kernel'])
+                                  if was.get(e['name']) not in (None, e['kernel'])
+                                  else '%s (newly selected) on kernel %s' % (e['name'], e['kernel']) for e in gone)
+                self.fail('Node(s) changed while waiting for KMM: %s. %s' % (
+                    moves, missing_mapping_message(ns, name, params['selector'], gone, mappings)),
+                    status=status, missing_mappings=[{'node': e['name'], 'kernel': e['kernel']} for e in gone])
+            if not outcome.done:
                 reasons = node_reasons(kube, params, mapped, last[0] if last else obj)
                 nodes_out = [dict(e, ready=e['name'] not in reasons, reason=reasons.get(e['name'])) for e in entries]
                 loader = status.get('moduleLoader') or {}
@@ -450,19 +425,44 @@ def main():
                     '%s (kernel %s, image %s): %s' % (e['name'], e['kernel'], e['image'], reasons[e['name']])
                     for e in mapped if e['name'] in reasons) or \
                     'KMM status has not caught up (status %s)' % loader
-                kube.fail('Module %s/%s: not ready after %.0f s on %d of %d node(s): %s' % (
-                    ns, name, waited, len(reasons), len(mapped), detail), changed=changed, status=status,
+                self.fail('Module %s/%s: not ready after %.0f s on %d of %d node(s): %s' % (
+                    ns, name, waited, len(reasons), len(mapped), detail), status=status,
                     nodes=nodes_out, missing_mappings=missing_out, module=obj)
-        final = last[1] if params['wait'] and not kube.check_mode and last else kube.nodes()
+        final = last[1] if params['wait'] and not self.check_mode and last else kube.nodes()
         labels = dict((n['metadata']['name'], n['metadata'].get('labels') or {}) for n in final)
         nodes_out = [dict(e, ready=ready_label(ns, name) in labels.get(e['name'], {}), reason=None) for e in entries]
-        result = dict(changed=changed, module=obj, status=status, missing_mappings=missing_out, nodes=nodes_out,
-                      waited=round(waited, 1))
-        if module._diff:
-            result['diff'] = applied['diff']
-        kube.exit(**result)
-    except KubeError as exc:
-        kube.fail(str(exc))
+        self.exit(module=obj, status=status, missing_mappings=missing_out, nodes=nodes_out, waited=round(waited, 1))
+
+    def wait_loaded(self, entries, mapped):
+        """Wait until KMM reports the module on every mapped node; a node moving to an unmapped kernel fails it."""
+        kube, params = self.kube, self.params
+        ns, name = params['namespace'], params['name']
+        mappings = params['kernel_mappings'] or []
+
+        def fetch():
+            return kube.get(KMM_API_VERSION, 'Module', name, ns), kube.nodes()
+
+        def done(value):
+            current, nodes = value
+            labels = dict((n['metadata']['name'], n['metadata'].get('labels') or {}) for n in nodes)
+            want = [ready_label(ns, name)] if mappings else []
+            if params['device_plugin']:
+                want.append(device_plugin_label(ns, name))
+            return bool(current) and status_reached(current.get('status'), len(mapped) if mappings else None,
+                                                    len(entries), bool(params['device_plugin'])) and \
+                all(all(w in labels.get(e['name'], {}) for w in want) for e in mapped)
+
+        def newly_missing(value):
+            if params['allow_missing_mappings'] or not mappings:
+                return False
+            return any(e['image'] is None for e in plan(value[1], params['selector'], mappings,
+                                                        params['container_image']))
+
+        return self.wait('KMM to load %s/%s' % (ns, name), fetch, done, is_failed=newly_missing)
+
+
+def main():
+    KernelModule()()
 
 
 if __name__ == '__main__':

@@ -32,16 +32,13 @@ description:
     I(rules[].expected_nodes).
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - hpcops.coe.kubernetes
+  - hpcops.coe.attributes
 options:
   name:
     description: Name of the NodeFeatureRule.
     type: str
     required: true
-  state:
-    description: Whether the NodeFeatureRule should exist.
-    type: str
-    choices: [present, absent]
-    default: present
   rules:
     description:
       - The rules. Within a rule every condition must hold (PCI, kernel modules, kernel version); a rule
@@ -92,33 +89,11 @@ options:
     type: list
     elements: str
     default: []
-  field_manager:
-    description: Field manager name for server-side apply.
-    type: str
-    default: hpcops.coe
-  force_conflicts:
-    description: Take over fields another field manager owns instead of failing with a conflict.
-    type: bool
-    default: false
   wait:
     description:
       - Wait until the expectations of every rule (I(rules[].min_nodes), I(rules[].expected_nodes)) are met.
         Rules without expectations are not waited for.
       - With I(state=absent), wait until no node carries the labels of the rule any more.
-    type: bool
-    default: true
-  wait_timeout:
-    description: How many seconds to wait.
-    type: int
-    default: 300
-  wait_sleep:
-    description: Seconds between two checks while waiting.
-    type: float
-    default: 2.0
-requirements:
-  - python >= 3.9
-  - kubernetes >= 24.2.0
-  - PyYAML >= 3.11
 notes:
   - The API server must serve C(nfd.k8s-sigs.io/v1alpha1) (the NFD CRDs must be installed), except in check
     mode, where a missing CRD only produces a warning.
@@ -192,8 +167,8 @@ diff:
   type: dict
 '''
 
-from ansible_collections.hpcops.coe.plugins.module_utils.kube import (
-    Kube, KubeError, argument_spec, name_problem, new_module)
+from ansible_collections.hpcops.coe.plugins.module_utils.kube import name_problem
+from ansible_collections.hpcops.coe.plugins.module_utils.kube_module import CoeKubeModule
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_nfd import (
     NFD_API_VERSION, build_spec, full_label_key, missing_expectations, rule_report)
 
@@ -232,65 +207,78 @@ def explain_missing(missing, nodes, spec):
     return '; '.join(parts)
 
 
-def main():
-    module = new_module(argument_spec(
+class NodeFeatureRule(CoeKubeModule):
+    """One NodeFeatureRule, and the nodes its rules label."""
+
+    argument_spec = dict(
         name=dict(type='str', required=True),
         rules=dict(type='list', elements='dict', options=RULE_OPTIONS),
         extra_label_ns=dict(type='list', elements='str', default=[]),
-    ), required_if=[('state', 'present', ['rules'])])
-    params = module.params
-    name = params['name']
-    problem = name_problem(name)
-    if problem:
-        module.fail_json(msg='%s. Nothing was applied.' % problem)
+    )
+    module_kwargs = dict(required_if=[('state', 'present', ['rules'])])
 
-    if params['state'] == 'present':
-        spec, problems = build_spec(params['rules'], params['extra_label_ns'])
-        if problems:
-            module.fail_json(msg='Invalid rules, nothing was applied: %s.' % '; '.join(problems))
-    kube = Kube(module)
-    try:
-        if params['state'] == 'absent':
-            before = kube.get(NFD_API_VERSION, 'NodeFeatureRule', name) if kube.served(
-                NFD_API_VERSION, 'NodeFeatureRule') else None
-            changed = kube.delete(NFD_API_VERSION, 'NodeFeatureRule', name)
-            waited = 0.0
-            result = {}
-            if before and changed and params['wait'] and not kube.check_mode:
-                spec = before.get('spec') or {}
-                ok, last, waited = kube.wait(
-                    'labels of %s to be withdrawn' % name, kube.nodes,
-                    lambda nodes: not any(rule_report(spec, nodes)[0].values()))
-                if not ok:
-                    kube.fail('NodeFeatureRule %s was deleted but after %.0f s nodes still carry its labels: %s'
-                              % (name, waited, rule_report(spec, last)[0]), changed=True)
-            result['nodes'], result['labels'] = {}, {}
-            diff = {'before': before or {}, 'after': {}}
-            kube.exit(changed=changed, waited=round(waited, 1), diff=diff, **result)
+    def __init__(self):
+        super(NodeFeatureRule, self).__init__()
+        self.spec = None
 
+    def problems(self):
+        problem = name_problem(self.params['name'])
+        if problem:
+            self.module.fail_json(msg='%s. Nothing was applied.' % problem)
+        if self.params['state'] == 'present':
+            self.spec, problems = build_spec(self.params['rules'], self.params['extra_label_ns'])
+            if problems:
+                self.module.fail_json(msg='Invalid rules, nothing was applied: %s.' % '; '.join(problems))
+        return []
+
+    def run(self):
+        if self.params['state'] == 'absent':
+            self.remove()
+        else:
+            self.present()
+
+    def remove(self):
+        kube, params = self.kube, self.params
+        name = params['name']
+        before = kube.get(NFD_API_VERSION, 'NodeFeatureRule', name) if kube.served(
+            NFD_API_VERSION, 'NodeFeatureRule') else None
+        changed = self.delete(NFD_API_VERSION, 'NodeFeatureRule', name)
+        waited = 0.0
+        if before and changed and params['wait'] and not self.check_mode:
+            spec = before.get('spec') or {}
+            outcome = self.wait('labels of %s to be withdrawn' % name, kube.nodes,
+                                lambda nodes: not any(rule_report(spec, nodes)[0].values()))
+            waited = outcome.waited
+            if not outcome.done:
+                self.fail('NodeFeatureRule %s was deleted but after %.0f s nodes still carry its labels: %s'
+                          % (name, waited, rule_report(spec, outcome.value)[0]))
+        self.exit(waited=round(waited, 1), diff={'before': before or {}, 'after': {}}, nodes={}, labels={})
+
+    def present(self):
+        kube, params, spec = self.kube, self.params, self.spec
+        name = params['name']
         definition = {'apiVersion': NFD_API_VERSION, 'kind': 'NodeFeatureRule', 'metadata': {'name': name},
                       'spec': spec}
-        applied = kube.apply(definition)
+        applied = self.apply(definition)
+        self.diff = applied['diff']
         nodes = kube.nodes()
         expectations = [r for r in params['rules'] if r.get('expected_nodes') or r.get('min_nodes')]
         waited = 0.0
-        if params['wait'] and expectations and not kube.check_mode:
-            ok, nodes, waited = kube.wait(
-                'NFD to apply %s' % name, kube.nodes,
-                lambda current: not missing_expectations(expectations, rule_report(spec, current)[0]))
-            if not ok:
+        if params['wait'] and expectations and not self.check_mode:
+            outcome = self.wait('NFD to apply %s' % name, kube.nodes,
+                                lambda current: not missing_expectations(expectations, rule_report(spec, current)[0]))
+            nodes, waited = outcome.value, outcome.waited
+            if not outcome.done:
                 by_rule, by_label = rule_report(spec, nodes)
-                kube.fail('NodeFeatureRule %s is applied, but after %.0f s %s.' % (
+                self.fail('NodeFeatureRule %s is applied, but after %.0f s %s.' % (
                     name, waited, explain_missing(missing_expectations(expectations, by_rule), nodes, spec)),
-                    changed=applied['changed'], nodes=by_rule, labels=by_label, rule=applied['after'])
+                    nodes=by_rule, labels=by_label, rule=applied['after'])
         by_rule, by_label = rule_report(spec, nodes)
-        result = dict(changed=applied['changed'], rule=applied['after'], nodes=by_rule, labels=by_label,
-                      waited=round(waited, 1))
-        if module._diff:
-            result['diff'] = applied['diff']
-        kube.exit(**result)
-    except KubeError as exc:
-        kube.fail(str(exc))
+        self.exit(rule=applied['after'], nodes=by_rule, labels=by_label, waited=round(waited, 1))
+
+
+def main():
+    NodeFeatureRule()()
 
 
 if __name__ == '__main__':

@@ -175,8 +175,6 @@ options:
     type: str
     default: 50-hpcops-
 notes:
-  - Supports check mode (nothing is written or run) and diff mode (each file
-    before and after; a CephFS secret shows as V(<secret>)).
   - The GlusterFS RDMA transport was dropped from newer GlusterFS releases (the
     Debian and Ubuntu clients ship only the socket transport). When the client
     installed under O(root) lacks it, an O(mounts[].transport=rdma) GlusterFS
@@ -184,6 +182,17 @@ notes:
 seealso:
   - module: hpcops.coe.node_network_files
   - module: hpcops.coe.node_network_info
+extends_documentation_fragment:
+  - hpcops.coe.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Nothing is written or run.
+  diff_mode:
+    support: full
+    details: Each file before and after; a CephFS secret shows as V(<secret>).
+  platform:
+    platforms: linux
 '''
 
 EXAMPLES = r'''

@@ -73,12 +73,20 @@ options:
     type: list
     elements: str
     default: []
-notes:
-  - Supports check mode, which reports what would be written and removed, and
-    diff mode, which shows each file before and after.
 seealso:
   - module: hpcops.coe.node_network_info
   - module: ansible.builtin.template
+extends_documentation_fragment:
+  - hpcops.coe.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reports what would be written and removed.
+  diff_mode:
+    support: full
+    details: Each file before and after.
+  platform:
+    platforms: posix
 '''
 
 EXAMPLES = r'''

@@ -30,10 +30,15 @@ options:
 notes:
   - Entries of C(sys/class/net) that are not links (such as C(bonding_masters))
     are skipped.
-  - Supports check mode; it changes nothing in any mode.
 seealso:
   - module: hpcops.coe.node_network_files
   - module: hpcops.coe.server_interfaces
+extends_documentation_fragment:
+  - hpcops.coe.attributes
+  - hpcops.coe.attributes.info_module
+attributes:
+  platform:
+    platforms: linux
 '''
 
 EXAMPLES = r'''

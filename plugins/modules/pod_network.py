@@ -34,6 +34,8 @@ description:
     the diff; the checks do not run in check mode.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - hpcops.coe.kubernetes
+  - hpcops.coe.attributes
 options:
   name:
     description: Name of the NetworkAttachmentDefinition, the name pods give in C(k8s.v1.cni.cncf.io/networks).
@@ -43,11 +45,6 @@ options:
     description: Namespace of the NetworkAttachmentDefinition (pods of other namespaces name it C(<namespace>/<name>)).
     type: str
     default: default
-  state:
-    description: Whether the pod network should exist.
-    type: str
-    choices: [present, absent]
-    default: present
   network:
     description: Name of the Neutron network, for messages and the C(hpcops.coe/network) label.
     type: str
@@ -135,30 +132,10 @@ options:
     description: Tolerations of the check pods.
     type: list
     elements: dict
-  field_manager:
-    description: Field manager name for server-side apply.
-    type: str
-    default: hpcops.coe
-  force_conflicts:
-    description: Take over fields another field manager owns instead of failing with a conflict.
-    type: bool
-    default: false
   wait:
     description: Unused (the checks always wait); kept for the options every Kubernetes module of the collection has.
-    type: bool
-    default: true
   wait_timeout:
     description: Seconds each step of the checks may take.
-    type: int
-    default: 300
-  wait_sleep:
-    description: Seconds between two looks while waiting.
-    type: float
-    default: 2.0
-requirements:
-  - python >= 3.9
-  - kubernetes >= 24.2.0
-  - PyYAML >= 3.11
 notes:
   - Multus, the CNI plugin binaries and whereabouts must run on the nodes (the C(hpcops.coe.pod_networks) role
     deploys them); without them the check pods start without the interface or stay in C(ContainerCreating).
@@ -167,6 +144,9 @@ notes:
 seealso:
   - module: hpcops.coe.device_plugin
   - module: hpcops.coe.server_interfaces
+attributes:
+  check_mode:
+    details: The API server validates every object in a dry run and returns what it would store; the checks from pods do not run.
 '''
 
 EXAMPLES = r'''
@@ -245,8 +225,8 @@ diff:
 
 import hashlib
 
-from ansible_collections.hpcops.coe.plugins.module_utils.kube import (
-    Kube, KubeError, argument_spec, container_problem, name_problem, new_module)
+from ansible_collections.hpcops.coe.plugins.module_utils.kube import container_problem, name_problem
+from ansible_collections.hpcops.coe.plugins.module_utils.kube_module import CoeKubeModule
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_deviceplugin import eligible_nodes
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_podnet import (
     CNI_TYPES, LINK_TYPES, NAD_API, NAD_KIND, NETWORK_OPERATOR_API, NETWORK_OPERATOR_NETWORK_KINDS,
@@ -396,8 +376,10 @@ class PodNetworkCheck(object):
         return results
 
 
-def main():
-    module = new_module(argument_spec(
+class PodNetwork(CoeKubeModule):
+    """One NetworkAttachmentDefinition, optionally checked from pods on the nodes."""
+
+    argument_spec = dict(
         name=dict(type='str', required=True),
         namespace=dict(type='str', default='default'),
         network=dict(type='str'),
@@ -418,24 +400,29 @@ def main():
         validation_nodes=dict(type='list', elements='str'),
         validation_image=dict(type='str', default='docker.io/library/busybox:1.36.1'),
         tolerations=dict(type='list', elements='dict'),
-    ), required_if=[('state', 'present', ('type', 'subnet'))])
-    params = module.params
-    problems = [p for p in (name_problem(params['name'], 'name', label=True),
-                            name_problem(params['namespace'], 'namespace', label=True)) if p]
-    rng = None
-    if params['state'] == 'present':
-        problems.extend(validate(params))
-        if not problems:
-            try:
-                rng = ipam_range(params)
-            except RangeError as exc:
-                problems.append(str(exc))
-    if problems:
-        module.fail_json(msg='Invalid parameters, nothing was applied: %s.' % '; '.join(problems))
+    )
+    module_kwargs = dict(required_if=[('state', 'present', ('type', 'subnet'))])
 
-    kube = Kube(module)
-    ns, name = params['namespace'], params['name']
-    try:
+    def __init__(self):
+        super(PodNetwork, self).__init__()
+        self.range = None
+
+    def problems(self):
+        params = self.params
+        problems = [p for p in (name_problem(params['name'], 'name', label=True),
+                                name_problem(params['namespace'], 'namespace', label=True)) if p]
+        if params['state'] == 'present':
+            problems.extend(validate(params))
+            if not problems:
+                try:
+                    self.range = ipam_range(params)
+                except RangeError as exc:
+                    problems.append(str(exc))
+        return problems
+
+    def run(self):
+        kube, params, rng = self.kube, self.params, self.range
+        ns, name = params['namespace'], params['name']
         current = kube.get(NAD_API, NAD_KIND, name, ns) if kube.served(NAD_API, NAD_KIND) else None
         operator_networks = []
         for kind in NETWORK_OPERATOR_NETWORK_KINDS:
@@ -443,21 +430,20 @@ def main():
         owner = operator_owner(current or {'metadata': {'name': name, 'namespace': ns}}, operator_networks)
         if owner:
             if not params['handoff']:
-                kube.fail('NetworkAttachmentDefinition %s/%s is managed by %s; with handoff=false the module refuses '
+                self.fail('NetworkAttachmentDefinition %s/%s is managed by %s; with handoff=false the module refuses '
                           'to fight it. Remove it there or set handoff=true.' % (ns, name, owner), owner=owner)
-            kube.exit(changed=False, owner=owner, nad=current)
+            self.exit(owner=owner, nad=current)
         if params['state'] == 'absent':
-            kube.exit(changed=kube.delete(NAD_API, NAD_KIND, name, ns), owner=None)
-        if not kube.served(NAD_API, NAD_KIND) and not kube.check_mode:
-            kube.fail('The API server does not serve %s %s: Multus (its CustomResourceDefinition '
+            self.delete(NAD_API, NAD_KIND, name, ns)
+            self.exit(owner=None)
+        if not kube.served(NAD_API, NAD_KIND) and not self.check_mode:
+            self.fail('The API server does not serve %s %s: Multus (its CustomResourceDefinition '
                       'network-attachment-definitions.k8s.cni.cncf.io) is not installed.' % (NAD_API, NAD_KIND))
-        applied = kube.apply(nad_manifest(params, rng))
-        result = dict(changed=applied['changed'], nad=applied['after'], config=cni_config(params, rng), range=rng,
-                      owner=None)
-        if module._diff:
-            result['diff'] = applied['diff']
-        if params['validate'] and kube.check_mode:
-            kube.warnings.append('check mode: the pods that check %s were not started' % name)
+        applied = self.apply(nad_manifest(params, rng))
+        self.diff = applied['diff']
+        result = dict(nad=applied['after'], config=cni_config(params, rng), range=rng, owner=None)
+        if params['validate'] and self.check_mode:
+            self.warn('check mode: the pods that check %s were not started' % name)
         elif params['validate']:
             nodes = params['validation_nodes']
             if nodes is None:
@@ -466,19 +452,28 @@ def main():
                                        bare)
             nodes = sorted(set(nodes))
             if len(nodes) < 2:
-                kube.fail('%s: the checks need two nodes or more to reach each other, found %s' % (
-                    name, ', '.join(nodes) or 'none'), **result)
+                self.fail('%s: the checks need two nodes or more to reach each other, found %s' % (
+                    name, ', '.join(nodes) or 'none'), **self.with_diff(result))
             checked = PodNetworkCheck(kube, params, rng).run(nodes)
             result.update(nodes=checked, passed_nodes=[n for n in nodes if checked[n]['reached']],
                           failed_nodes=[n for n in nodes if not checked[n]['reached']])
             if result['failed_nodes']:
-                kube.fail('Pod network %s (%s on %s): %d of %d node(s) failed: %s' % (
+                self.fail('Pod network %s (%s on %s): %d of %d node(s) failed: %s' % (
                     name, params['type'], params.get('interface') or params.get('resource_name'),
                     len(result['failed_nodes']), len(nodes),
-                    '; '.join('%s: %s' % (n, checked[n]['reason']) for n in result['failed_nodes'])), **result)
-        kube.exit(**result)
-    except KubeError as exc:
-        kube.fail(str(exc))
+                    '; '.join('%s: %s' % (n, checked[n]['reason']) for n in result['failed_nodes'])),
+                    **self.with_diff(result))
+        self.exit(**result)
+
+    def with_diff(self, result):
+        """A failed check still shows, in diff mode, the NetworkAttachmentDefinition it applied."""
+        if self.module._diff:
+            return dict(result, diff=self.diff)
+        return result
+
+
+def main():
+    PodNetwork()()
 
 
 if __name__ == '__main__':

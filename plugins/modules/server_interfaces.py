@@ -76,6 +76,7 @@ description:
     changed on every server. A port the module created for a failed attachment is deleted again.
 extends_documentation_fragment:
   - openstack.cloud.openstack
+  - hpcops.coe.attributes
 options:
   servers:
     description:
@@ -232,10 +233,17 @@ options:
 requirements:
   - python >= 3.9
   - openstacksdk >= 1.0.0
-notes:
-  - Check mode plans exactly what a real run would do, runs every validation and reports the
-    same changes; new ports are shown without port ID, MAC or (unless given) address.
-  - Diff mode shows the attachments of each server that changes, before and after.
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Plans exactly what a real run would do, runs every validation and reports the same changes; new ports
+        are shown without port ID, MAC or (unless given) address.
+  diff_mode:
+    support: full
+    details: The attachments of each server that changes, before and after.
+  platform:
+    platforms: all
 '''
 
 EXAMPLES = r'''

@@ -14,7 +14,6 @@ The test-world fixtures (`sim_cloud`, `sim_env`, ...) come from
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import textwrap

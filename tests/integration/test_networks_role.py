@@ -8,7 +8,6 @@ reads its links from a fake sys/class/net there. Files are checked one by one.
 import json
 import os
 import stat
-import subprocess
 import sys
 import time
 

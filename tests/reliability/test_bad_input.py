@@ -130,12 +130,45 @@ class Case(object):
 
 # --------------------------------------------------------------------------- generated from the specs
 
+class _FragmentFiles(object):
+    """Doc fragments read from the collections' files, for ansible's own add_fragments().
+
+    Reading them here rather than through ansible's plugin loader keeps this process's
+    collection finder (which other cases configure their own way) out of it.
+    """
+
+    def __init__(self):
+        self.root = os.environ.get('ANSIBLE_COLLECTIONS_PATH') or os.path.join(REPO, '.cache', 'collections')
+
+    def get(self, name):
+        parts = name.split('.')
+        if len(parts) != 3:
+            return None
+        path = os.path.join(self.root, 'ansible_collections', parts[0], parts[1], 'plugins', 'doc_fragments',
+                            parts[2] + '.py')
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        texts = dict((node.targets[0].id, node.value.value)
+                     for cls in tree.body if isinstance(cls, ast.ClassDef)
+                     for node in cls.body
+                     if isinstance(node, ast.Assign) and isinstance(getattr(node, 'value', None), ast.Constant))
+        return type('ModuleDocFragment', (object,), dict(texts, ansible_name=name))
+
+
 def module_options(module):
-    with open(os.path.join(REPO, 'plugins', 'modules', module + '.py')) as f:
+    """The options as ansible-doc shows them: the module's own merged with its doc fragments."""
+    from ansible.utils.plugin_docs import add_fragments
+
+    path = os.path.join(REPO, 'plugins', 'modules', module + '.py')
+    with open(path) as f:
         tree = ast.parse(f.read())
     for node in tree.body:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', None) == 'DOCUMENTATION':
-            return yaml.safe_load(node.value.value)['options']
+            doc = yaml.safe_load(node.value.value)
+            add_fragments(doc, os.path.abspath(path), _FragmentFiles(), is_module=True)
+            return json.loads(json.dumps(doc['options']))
     raise AssertionError('%s has no DOCUMENTATION' % module)
 
 

@@ -212,3 +212,12 @@ def test_argument_spec_merges_auth_and_common_options():
     spec = kube.argument_spec(name=dict(type='str', required=True))
     assert spec['name']['required'] and spec['field_manager']['default'] == 'hpcops.coe'
     assert 'kubeconfig' in spec and spec['wait_sleep']['type'] == 'float'
+
+
+def test_wait_ends_without_raising_when_is_failed_holds():
+    client = object.__new__(kube.Kube)  # no API client needed: wait() only polls the callables it is given
+    client.params = {'wait_timeout': 30, 'wait_sleep': 0.01}
+    values = iter(['starting', 'broken', 'never read'])
+    done, last, waited = client.wait('the thing', lambda: next(values), lambda v: v == 'ready',
+                                     is_failed=lambda v: v == 'broken')
+    assert (done, last) == (False, 'broken') and waited < 30

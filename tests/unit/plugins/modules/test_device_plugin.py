@@ -14,6 +14,7 @@ import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.hpcops.coe.plugins.module_utils import kube_module
 from ansible_collections.hpcops.coe.plugins.modules import device_plugin
 from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_kube import FakeKube, node
 
@@ -46,7 +47,7 @@ def run(fake, check=False, **args):
         fake.module, fake.params, fake.check_mode = module, module.params, module.check_mode
         return fake
 
-    with patch_module_args(args), mock.patch.object(device_plugin, 'Kube', factory), \
+    with patch_module_args(args), mock.patch.object(kube_module, 'Kube', factory), \
             mock.patch.object(basic.AnsibleModule, 'exit_json', _exit), \
             mock.patch.object(basic.AnsibleModule, 'fail_json', _fail):
         with pytest.raises(Exited) as exited:

@@ -14,6 +14,8 @@ import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.hpcops.coe.plugins.module_utils import kube
+from ansible_collections.hpcops.coe.plugins.module_utils import kube_module
 from ansible_collections.hpcops.coe.plugins.modules import kernel_module
 from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_kube import FakeKube, node
 
@@ -53,7 +55,7 @@ def run(fake, check=False, **args):
         fake.module, fake.params, fake.check_mode = module, module.params, module.check_mode
         return fake
 
-    with patch_module_args(args), mock.patch.object(kernel_module, 'Kube', factory), \
+    with patch_module_args(args), mock.patch.object(kube_module, 'Kube', factory), \
             mock.patch.object(basic.AnsibleModule, 'exit_json', _exit), \
             mock.patch.object(basic.AnsibleModule, 'fail_json', _fail):
         with pytest.raises(Exited) as exited:
@@ -155,3 +157,27 @@ def test_absent_waits_for_unload():
                                                  'metadata': {'name': 'nvidia', 'namespace': 'gpu'}}})
     out = run(fake, state='absent')
     assert out.result['changed'] and MOD not in fake.objects
+
+
+def test_kernel_changing_during_the_wait_fails_naming_the_node_and_kernels():
+    """A node rebooted into a kernel without a mapping ends the wait with a clear failure, not a traceback."""
+    el96 = '5.14.0-570.12.1.el9_6.x86_64'
+    fake = FakeKube(nodes=gpus())  # KMM never reports ready: only the changed kernel can end the wait early
+    looks = []
+
+    def nodes():
+        looks.append(1)
+        if len(looks) > 2:  # planned and applied on EL95; g2 then comes back on EL96
+            fake.nodes_list[1]['status']['nodeInfo']['kernelVersion'] = el96
+        return FakeKube.nodes(fake)
+
+    fake.nodes = nodes
+    # the real poller, so is_failed is honoured as in a run against an API server
+    fake.wait = lambda *args, **kwargs: kube.Kube.wait(fake, *args, **kwargs)
+    out = run(fake, kernels=[EL94, EL95], wait_sleep=0.01, wait_timeout=30)
+    assert out.failed, out.result
+    msg = out.result['msg']
+    assert 'g2' in msg and EL95 in msg and el96 in msg, msg
+    assert 'changed' in msg and 'while waiting' in msg, msg
+    assert out.result['missing_mappings'] == [{'node': 'g2', 'kernel': el96}]
+    assert out.result['changed'] is True
