@@ -7,7 +7,7 @@ and the demo inventory (playbooks/inventory/demo) with the cluster grown to
 ``--workers`` default workers plus ``--gpu`` GPU workers and one control-plane
 node: the cluster is built, every worker gets its three extra networks
 (10G and 25G Ethernet, 100G InfiniBand) attached and configured, and the
-accelerator stack is rolled out. Then the same run again, which must change
+accelerator stack is rolled out (the demo's MIG nodegroup, gpu-mig, keeps its one node). Then the same run again, which must change
 nothing; its OpenStack requests are counted by service and route.
 
 The floor is what Ansible itself costs for that rerun: a trivial playbook on the
@@ -47,7 +47,7 @@ def scenario(workers, gpu):
     with open(os.path.join(REPO, 'testworld', 'scenarios', 'default.yml')) as f:
         scn = yaml.safe_load(f)
     for pool in scn['baremetal']['pools']:
-        pool['count'] = max(pool['count'], (workers + 1 if pool['flavor'] == 'bm.compute' else gpu) + 4)
+        pool['count'] = max(pool['count'], (workers + 1 if pool['flavor'] == 'bm.compute' else gpu + 1) + 4)
     # Only the demo's own cluster: the scenario's are not part of the measurement.
     scn['clusters'] = []
     return scn
@@ -130,7 +130,7 @@ def task_seconds(timing, pattern):
 
 def measure(args, workers, gpu):
     """One cluster size: the figures as a dict (or None when the first run failed)."""
-    nodes = 1 + workers + gpu
+    nodes = 1 + workers + gpu + 1
 
 
     work = tempfile.mkdtemp(prefix='site-bench-')
@@ -143,14 +143,16 @@ def measure(args, workers, gpu):
         json.dump({'cluster_node_count': workers, 'cluster_timeout': 3600,
                    'accelerators_gpu_min_nodes': min(gpu, 2),
                    'cluster_nodegroups': [{'name': 'gpu', 'flavor': 'bm.gpu', 'node_count': gpu,
-                                           'min_node_count': 1, 'max_node_count': gpu + 4}]}, f)
+                                           'min_node_count': 1, 'max_node_count': gpu + 4},
+                                          {'name': 'gpu-mig', 'flavor': 'bm.gpu', 'node_count': 1,
+                                           'min_node_count': 1, 'max_node_count': 2}]}, f)
 
     env = start_world('site-bench', scenario_file)
     try:
         cloud = SimCloud()
         cloud.url = env['HPCOPS_SIM_URL']
-        print('site run on a simulated cluster of %d bare-metal nodes (1 control plane, %d workers, %d GPU workers), '
-              '3 extra networks per worker, forks %d' % (nodes, workers, gpu, args.forks))
+        print('site run on a simulated cluster of %d bare-metal nodes (1 control plane, %d workers, %d GPU workers, '
+              '1 MIG worker), 3 extra networks per worker, forks %d' % (nodes, workers, gpu, args.forks))
         print('  logs and inputs in %s' % work)
         rc, first, first_recap, _timing = run_site(env, extra_vars, args.forks, os.path.join(work, 'first.log'))
         print('  first run:  %7.1f s  rc %d  %s' % (first, rc, first_recap))
@@ -193,16 +195,16 @@ def measure(args, workers, gpu):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
-    parser.add_argument('--workers', type=int, default=90, help='default-nodegroup workers (default 90)')
+    parser.add_argument('--workers', type=int, default=89, help='default-nodegroup workers (default 89)')
     parser.add_argument('--gpu', type=int, default=9, help='workers of the GPU nodegroup (default 9)')
     parser.add_argument('--nodes', type=int, nargs='+',
-                        help='cluster sizes to measure one after another (1 control plane, a GPU worker per 11 '
-                             'nodes, the rest workers); overrides --workers and --gpu')
+                        help='cluster sizes to measure one after another (1 control plane, 1 MIG worker, a GPU worker '
+                             'per 11 nodes, the rest workers); overrides --workers and --gpu')
     parser.add_argument('--forks', type=int, default=25, help="Ansible's forks for the node-side tasks")
     args = parser.parse_args()
     sizes = [(args.workers, args.gpu)]
     if args.nodes:
-        sizes = [(n - 1 - max(1, (n - 1) // 11), max(1, (n - 1) // 11)) for n in args.nodes]
+        sizes = [(n - 2 - max(1, (n - 1) // 11), max(1, (n - 1) // 11)) for n in args.nodes]
     figures = [f for f in (measure(args, workers, gpu) for workers, gpu in sizes) if f]
     if len(figures) > 1:
         print('summary:')
