@@ -30,8 +30,9 @@ description:
     C(feature.node.kubernetes.io/), C(kmm.node.kubernetes.io/) and the domain of I(resource) (driver, device and
     kernel-module state as advertised; labels ending in C(timestamp) are left out); and the container images of
     the DaemonSets labelled C(app.kubernetes.io/component) C(device-plugin), C(runtime), C(mig-manager) or
-    C(driver) (the device plugins, container runtime configuration and driver containers). I(force=true) checks
-    every node anyway.
+    C(driver), and of those the NVIDIA GPU operator runs for its C(ClusterPolicy) (the device plugins, container
+    runtime configuration and driver containers). A device that breaks without any of these changing (the plugin
+    usually lowers the node's allocatable then) is only found with I(force=true), which checks every node.
   - When it runs Jobs the module reports a change (it creates and deletes them, and updates the ConfigMap); when
     every node is unchanged it sends no write and reports none. The Jobs and their pods are deleted with one
     request each (by label), and pod logs are read only where they are needed (a failed Job, or the output to
@@ -237,11 +238,13 @@ def record_name(base):
 
 
 def component_images(daemonsets):
-    """{namespace/name: images} of the DaemonSets that provide the devices (COMPONENT_INPUTS)."""
+    """{namespace/name: images} of the DaemonSets that provide the devices: COMPONENT_INPUTS, and the GPU
+    operator's operands (owned by its ClusterPolicy)."""
     out = {}
     for ds in daemonsets:
         meta = ds.get('metadata') or {}
-        if (meta.get('labels') or {}).get('app.kubernetes.io/component') not in COMPONENT_INPUTS:
+        operand = any(ref.get('kind') == 'ClusterPolicy' for ref in meta.get('ownerReferences') or [])
+        if not operand and (meta.get('labels') or {}).get('app.kubernetes.io/component') not in COMPONENT_INPUTS:
             continue
         pod = (((ds.get('spec') or {}).get('template') or {}).get('spec') or {})
         containers = (pod.get('initContainers') or []) + (pod.get('containers') or [])

@@ -191,6 +191,11 @@ def test_check_mode_predicts_the_skip():
      ['g1']),
     ('a new device plugin image', lambda f: f.objects.update({
         ('apps/v1', 'DaemonSet', 'gpu', 'nvidia-device-plugin'): plugin_daemonset('plugin:0.16')}), ['g1', 'g2']),
+    ('a new driver from the GPU operator', lambda f: f.objects.update({
+        ('apps/v1', 'DaemonSet', 'gpu', 'nvidia-driver-daemonset'): dict(
+            plugin_daemonset('nvcr.io/nvidia/driver:560'), metadata={
+                'name': 'nvidia-driver-daemonset', 'namespace': 'gpu',
+                'ownerReferences': [{'kind': 'ClusterPolicy', 'name': 'cluster-policy'}]})}), ['g1', 'g2']),
     ('an unrelated label', lambda f: f.nodes_list[0]['metadata']['labels'].update({'team': 'hpc'}), []),
     ('a GFD timestamp', lambda f: f.nodes_list[0]['metadata']['labels'].update({'nvidia.com/gfd.timestamp': '9'}), []),
     ('a monitoring DaemonSet', lambda f: f.objects.update({('apps/v1', 'DaemonSet', 'gpu', 'dcgm'): dict(
