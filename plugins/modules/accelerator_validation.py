@@ -20,7 +20,7 @@ description:
     when the command fails, when the pod cannot be scheduled (the resource is not free), when its image cannot be
     pulled, or when the Job has not finished within I(wait_timeout); the reason is reported.
   - By default every node whose allocatable shows at least I(count) of the resource is checked.
-  - A node is checked only when something its check depends on changed since it last passed: after a run, the
+  - A node is checked only when something its check depends on changed since it last passed. After a run, the
     digest of each passed node's inputs is kept in the ConfigMap C(<name>-validated) of I(namespace), and a later
     run skips the nodes whose digest is the same (they are reported as passed, with C(ran=false)). The inputs are
     the check itself (I(resource), I(count), I(image), I(command), I(expect_output), I(tolerations),
