@@ -8,15 +8,17 @@ nodes with one free NIC per extra network each. Nova's attach takes
 ``--attach-time`` seconds and is serialized per server, servers in parallel.
 
 1. The module, run by ansible-playbook, attaches ``--networks`` networks to the
-   first set with its default (or ``--concurrency``) bounded concurrency.
+   first set with its default (or ``--concurrency``) ceiling; the number of servers
+   at once adapts (it starts at 10 and grows while the cloud keeps up), and its
+   path is printed.
 2. The same play again (converged): its requests are counted by route.
 3. The baseline on the second set: openstacksdk in this process, one server
    after the other, one attach after the other, like the original role (look
    the server up by name, attach each network, no waiting).
 
 Prints wall times, the ratio between them, the module's time against the ideal
-``networks x attach time x ceil(nodes / concurrency)``, and the converged
-run's requests. Never pass/fail.
+``networks x attach time x ceil(nodes / concurrency)`` for the highest number of
+servers at once it reached, and the converged run's requests. Never pass/fail.
 
     ANSIBLE_COLLECTIONS_PATH=.cache/collections .venv/bin/python benchmarks/attach_bench.py
     ... --nodes 40 --baseline-nodes 10     # a quicker look
@@ -60,7 +62,8 @@ PLAYBOOK = """\
         content: >-
           {{ {'seconds': lookup('ansible.builtin.pipe', 'date +%s.%N') | float - bench_start | float,
               'changed': bench_result.changed, 'summary': bench_result.summary,
-              'failed_servers': bench_result.failed_servers} | to_json }}
+              'failed_servers': bench_result.failed_servers,
+              'concurrency': bench_result.concurrency | default(none)} | to_json }}
 """
 
 
@@ -149,12 +152,11 @@ def main():
     parser.add_argument('--networks', type=int, default=3, choices=range(1, len(NETWORKS) + 1))
     parser.add_argument('--attach-time', type=float, default=1.0)
     parser.add_argument('--concurrency', type=int, default=None,
-                        help='the module\'s concurrency (default: the module\'s own default, 10)')
+                        help='the module\'s concurrency ceiling (default: the module\'s own default)')
     parser.add_argument('--baseline-nodes', type=int, default=None,
                         help='nodes for the sequential baseline (default: --nodes; 0 skips it)')
     args = parser.parse_args()
     baseline_nodes = args.nodes if args.baseline_nodes is None else args.baseline_nodes
-    concurrency = args.concurrency or 10
     networks = [net['name'] for net in NETWORKS[:args.networks]]
 
     from testworld.openstack import SimCloud
@@ -164,15 +166,23 @@ def main():
                              state_dir=os.path.join(workdir, 'sim'))
         try:
             print('attach benchmark: %d bare-metal nodes x %d networks, attach %.2f s (serialized per server), '
-                  'module concurrency %d' % (args.nodes, args.networks, args.attach_time, concurrency))
+                  'module concurrency %s' % (args.nodes, args.networks, args.attach_time,
+                                             args.concurrency or "the module's default"))
             mod_servers = ['mod-%d' % i for i in range(args.nodes)]
             first = run_module(sim, workdir, mod_servers, networks, args.concurrency)
+            pace = first.get('concurrency') or {}
+            concurrency = pace.get('highest') or args.concurrency or 1
             ideal = args.networks * args.attach_time * math.ceil(args.nodes / float(concurrency))
             print('module:     %7.1f s in the task, %7.1f s for the whole ansible-playbook run; attached %d, '
                   'failed %d, retries %d' % (first['seconds'], first['wall'], first['summary']['attached'],
                                              first['summary']['failed'], first['summary']['retries']))
-            print('ideal:      %7.1f s (networks x attach time x ceil(nodes / concurrency)); module / ideal = '
-                  '%.2f (task), %.2f (whole run)' % (ideal, first['seconds'] / ideal, first['wall'] / ideal))
+            print('concurrency: start %s, ceiling %s, highest %s, final %s, throttled answers %s' % (
+                pace.get('start'), pace.get('ceiling'), pace.get('highest'), pace.get('final'), pace.get('throttled')))
+            print('            path (seconds: servers at once): %s' % ', '.join(
+                '%.1f: %d' % (t, n) for t, n in pace.get('path') or []))
+            print('ideal:      %7.1f s (networks x attach time x ceil(nodes / %d, the highest concurrency)); '
+                  'module / ideal = %.2f (task), %.2f (whole run)' % (
+                      ideal, concurrency, first['seconds'] / ideal, first['wall'] / ideal))
 
             sim.reset_requests()
             again = run_module(sim, workdir, mod_servers, networks, args.concurrency)

@@ -96,6 +96,11 @@ def is_retryable_conflict(exc):
     return not any(marker in text for marker in _PERMANENT_CONFLICTS)
 
 
+def is_retryable_refusal(exc):
+    """A request the cloud refused without doing it, and may take later: a busy server, a rate limit (429)."""
+    return http_status(exc) == 429 or is_retryable_conflict(exc)
+
+
 # --------------------------------------------------------------------------
 # Plain views of the resources the planner works on
 
@@ -975,12 +980,117 @@ def run_bounded(items, worker, concurrency):
         return list(pool.map(worker, items))
 
 
+# Answers that say the cloud wants fewer requests at once.
+THROTTLE_STATUSES = (409, 429, 503)
+
+
+class AdaptiveConcurrency:
+    """How many servers are worked on at once, adapted to how the cloud answers.
+
+    Starts at ``start``. A server's work that took no longer per call than ``slower`` times the
+    quickest seen so far means the cloud keeps up: one more server at a time (up to ``ceiling``),
+    for every such server until the first throttling answer, then one more per ``limit`` of them.
+    A throttling answer (THROTTLE_STATUSES) halves the number, once per round of completions, and
+    holds back new servers until its Retry-After has passed. ``path`` records every change as
+    (seconds since the start, servers at once).
+    """
+
+    def __init__(self, start, ceiling, slower=1.5, clock=time.monotonic):
+        self.ceiling = max(1, ceiling)
+        self.limit = max(1, min(start, self.ceiling))
+        self.slower = slower
+        self.clock = clock
+        self.started = clock()
+        self.path = [(0.0, self.limit)]
+        self.throttles = 0
+        self.active = 0
+        self.quickest = None
+        self.paused_until = 0.0
+        self._throttled_once = False
+        self._fast_in_row = 0
+        self._done_since_cut = True
+        self._cond = threading.Condition()
+
+    def _set(self, limit):
+        if limit != self.limit:
+            self.limit = limit
+            self.path.append((round(self.clock() - self.started, 2), limit))
+
+    def acquire(self):
+        with self._cond:
+            while True:
+                hold = self.paused_until - self.clock()
+                if hold <= 0 and self.active < self.limit:
+                    break
+                self._cond.wait(timeout=hold if hold > 0 else None)
+            self.active += 1
+
+    def release(self, seconds, calls):
+        """A server's work is done: it took `seconds` for `calls` attach/detach calls (0: nothing to judge)."""
+        with self._cond:
+            self.active -= 1
+            self._done_since_cut = True
+            if calls:
+                per_call = seconds / calls
+                if self.quickest is None or per_call < self.quickest:
+                    self.quickest = per_call
+                if per_call <= self.slower * self.quickest:
+                    self._fast_in_row += 1
+                    if not self._throttled_once or self._fast_in_row >= self.limit:
+                        self._fast_in_row = 0
+                        self._set(min(self.ceiling, self.limit + 1))
+                else:
+                    self._fast_in_row = 0
+            self._cond.notify_all()
+
+    def throttled(self, retry_after=0.0):
+        """The cloud answered 409/429/503; `retry_after` is how long it asked to wait (or the retry's delay)."""
+        with self._cond:
+            self.throttles += 1
+            self._throttled_once = True
+            self._fast_in_row = 0
+            if self._done_since_cut:
+                # the other servers under way were sent at the old number: cut once per round
+                self._done_since_cut = False
+                self._set(max(1, self.limit // 2))
+            self.paused_until = max(self.paused_until, self.clock() + max(0.0, retry_after or 0.0))
+            self._cond.notify_all()
+
+    def report(self):
+        return {'start': self.path[0][1], 'ceiling': self.ceiling, 'final': self.limit,
+                'highest': max(limit for _t, limit in self.path), 'throttled': self.throttles,
+                'path': [list(step) for step in self.path]}
+
+
+def run_adaptive(items, worker, controller, calls=lambda item: 0):
+    """``worker(item)`` for every item, as many at a time as ``controller`` allows; results in order.
+    ``calls(item)`` is how many cloud calls the item's work makes (what its duration is judged by)."""
+    items = list(items)
+    if not items:
+        return []
+
+    def run(item):
+        controller.acquire()
+        start = controller.clock()
+        try:
+            return worker(item)
+        finally:
+            controller.release(controller.clock() - start, calls(item))
+
+    if controller.ceiling <= 1 or len(items) == 1:
+        return [run(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(controller.ceiling, len(items))) as pool:
+        return list(pool.map(run, items))
+
+
 class Applier:
     """Carries out ServerPlans against a cloud, one worker per server."""
 
     def __init__(self, cloud, retries=10, retry_delay=1.0, max_delay=30.0, wait=True,
-                 timeout=180, poll_interval=1.0, sleep=time.sleep, clock=time.monotonic, locks=None, replan=None):
+                 timeout=180, poll_interval=1.0, sleep=time.sleep, clock=time.monotonic, locks=None, replan=None,
+                 on_throttle=None):
         self.cloud = cloud
+        self.on_throttle = on_throttle  # called with the retry's delay when the cloud throttles
         self.locks = locks          # server id -> ServerLock, or None
         self.replan = replan        # server -> a fresh ServerPlan, after waiting for another run
         self.lock_waits = 0
@@ -995,14 +1105,17 @@ class Applier:
         self.lock = threading.Lock()
         self.retried = 0
 
-    def _retry(self, func):
-        def count(exc, attempt, delay):
-            with self.lock:
-                self.retried += 1
+    def _count_retry(self, exc, attempt, delay):
+        with self.lock:
+            self.retried += 1
+        if self.on_throttle is not None and http_status(exc) in THROTTLE_STATUSES:
+            # the delay already honours the answer's Retry-After
+            self.on_throttle(delay)
 
+    def _retry(self, func):
         return retry_call(func, attempts=self.retries + 1, deadline=self.timeout,
                           base_delay=self.retry_delay, max_delay=self.max_delay,
-                          retry_if=is_retryable_conflict, on_retry=count,
+                          retry_if=is_retryable_refusal, on_retry=self._count_retry,
                           sleep=self.sleep, clock=self.clock)
 
     def _poll(self, check, deadline):
@@ -1265,14 +1378,11 @@ class Applier:
                 pass
 
     def _retry_attach(self, attach, landed):
-        """The attach, retried on busy servers and, checking first whether it landed, on 5xx answers."""
-        def count(exc, attempt, delay):
-            with self.lock:
-                self.retried += 1
-
-        return retry_unsure_call(attach, landed, retry_if=is_retryable_conflict, attempts=self.retries + 1,
+        """The attach, retried on busy servers and rate limits and, checking first whether it landed, on 5xx
+        answers."""
+        return retry_unsure_call(attach, landed, retry_if=is_retryable_refusal, attempts=self.retries + 1,
                                  deadline=self.timeout, base_delay=self.retry_delay, max_delay=self.max_delay,
-                                 on_retry=count, sleep=self.sleep, clock=self.clock)
+                                 on_retry=self._count_retry, sleep=self.sleep, clock=self.clock)
 
     def _landed(self, plan, want, port_id, outcome):
         """The attachment an attach that answered 5xx made after all, or None."""

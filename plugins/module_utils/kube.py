@@ -400,6 +400,19 @@ class Kube(object):
             raise self.explain(exc, 'Deleting %s %s' % (kind, '%s/%s' % (namespace, name) if namespace else name))
         return True
 
+    def delete_collection(self, api_version, kind, namespace, label_selector):
+        """Delete every object of a kind in a namespace that matches label_selector, in one request (dependents
+        in the background); returns whether the request was sent (not in check mode, not for an unserved kind)."""
+        res = self.resource(api_version, kind, required=False)
+        if res is None or self.check_mode:
+            return False
+        try:
+            options = {'apiVersion': 'v1', 'kind': 'DeleteOptions', 'propagationPolicy': 'Background'}
+            res.delete(namespace=namespace, label_selector=label_selector, body=options)
+        except DynamicApiError as exc:
+            raise self.explain(exc, 'Deleting the %ss labelled %s in namespace %s' % (kind, label_selector, namespace))
+        return True
+
     def create(self, definition):
         res = self.resource(definition['apiVersion'], definition['kind'])
         try:

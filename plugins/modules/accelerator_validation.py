@@ -20,8 +20,23 @@ description:
     when the command fails, when the pod cannot be scheduled (the resource is not free), when its image cannot be
     pulled, or when the Job has not finished within I(wait_timeout); the reason is reported.
   - By default every node whose allocatable shows at least I(count) of the resource is checked.
-  - The module leaves nothing behind with I(cleanup=true), so it reports no change. In check mode it only lists
-    the nodes it would check.
+  - A node is checked only when something its check depends on changed since it last passed. After a run, the
+    digest of each passed node's inputs is kept in the ConfigMap C(<name>-validated) of I(namespace), and a later
+    run skips the nodes whose digest is the same (they are reported as passed, with C(ran=false)). The inputs are
+    the check itself (I(resource), I(count), I(image), I(command), I(expect_output), I(tolerations),
+    I(image_pull_secrets), I(service_account), I(runtime_class)); the node's identity (its UID, so a node that
+    registers again is new) and boot ID (a reboot reloads the driver); its kernel, OS image, container runtime and
+    kubelet versions; its capacity and allocatable of I(resource); its labels under C(nvidia.com/),
+    C(feature.node.kubernetes.io/), C(kmm.node.kubernetes.io/) and the domain of I(resource) (driver, device and
+    kernel-module state as advertised; labels ending in C(timestamp) are left out); and the container images of
+    the DaemonSets labelled C(app.kubernetes.io/component) C(device-plugin), C(runtime), C(mig-manager) or
+    C(driver), and of those the NVIDIA GPU operator runs for its C(ClusterPolicy) (the device plugins, container
+    runtime configuration and driver containers). A device that breaks without any of these changing (the plugin
+    usually lowers the node's allocatable then) is only found with I(force=true), which checks every node.
+  - When it runs Jobs the module reports a change (it creates and deletes them, and updates the ConfigMap); when
+    every node is unchanged it sends no write and reports none. The Jobs and their pods are deleted with one
+    request each (by label), and pod logs are read only where they are needed (a failed Job, or the output to
+    match against I(expect_output)). In check mode it lists the nodes it would check and predicts the change.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
 options:
@@ -83,6 +98,10 @@ options:
     description: Delete the Jobs and their pods at the end (also when the check failed).
     type: bool
     default: true
+  force:
+    description: Check every node, also those whose inputs are unchanged since they last passed.
+    type: bool
+    default: false
   field_manager:
     description: Field manager recorded for the Jobs.
     type: str
@@ -141,10 +160,21 @@ results:
   type: list
   elements: dict
   sample:
-    - {node: gpu-1, passed: true, reason: null, output: "GPU 0: NVIDIA A100 80GB PCIe (UUID: GPU-...)"}
-    - {node: gpu-2, passed: false, reason: "exit code 1", output: "NVIDIA-SMI has failed ..."}
+    - {node: gpu-1, passed: true, ran: true, reason: null, output: "GPU 0: NVIDIA A100 80GB PCIe (UUID: GPU-...)"}
+    - {node: gpu-2, passed: false, ran: true, reason: "exit code 1", output: "NVIDIA-SMI has failed ..."}
+    - {node: gpu-3, passed: true, ran: false, reason: null, output: ""}
 passed_nodes:
-  description: Nodes that passed.
+  description: Nodes that passed (now, or before with the same inputs).
+  returned: always
+  type: list
+  elements: str
+validated_nodes:
+  description: Nodes checked by a Job in this run (in check mode, the nodes that would be).
+  returned: always
+  type: list
+  elements: str
+unchanged_nodes:
+  description: Nodes not checked because their inputs are the same as when they last passed.
   returned: always
   type: list
   elements: str
@@ -156,12 +186,22 @@ failed_nodes:
 '''
 
 import hashlib
+import json
 import re
 
 from ansible_collections.hpcops.coe.plugins.module_utils.kube import (
     AUTH_ARG_SPEC, Kube, KubeError, condition, container_problem, name_problem, new_module, selector_matches)
 
 VALIDATION_LABEL = 'hpcops.coe/validation'
+RECORD_LABEL = 'hpcops.coe/validation-record'
+
+# What a node's check depends on (see the description): the check's own parameters, node facts, labels under
+# these domains (and the resource's), and the images of the DaemonSets with these components.
+CHECK_INPUTS = ('resource', 'count', 'image', 'command', 'expect_output', 'tolerations', 'image_pull_secrets',
+                'service_account', 'runtime_class')
+NODE_INFO_INPUTS = ('bootID', 'kernelVersion', 'osImage', 'containerRuntimeVersion', 'kubeletVersion')
+LABEL_DOMAIN_INPUTS = ('nvidia.com', 'feature.node.kubernetes.io', 'kmm.node.kubernetes.io')
+COMPONENT_INPUTS = ('device-plugin', 'runtime', 'mig-manager', 'driver')
 
 
 def job_name(base, node):
@@ -191,6 +231,58 @@ def job_manifest(params, node):
             'metadata': {'name': job_name(params['name'], node), 'namespace': params['namespace'], 'labels': labels},
             'spec': {'backoffLimit': 0, 'activeDeadlineSeconds': max(1, params['wait_timeout']),
                      'template': {'metadata': {'labels': labels}, 'spec': pod}}}
+
+
+def record_name(base):
+    return '%s-validated' % base
+
+
+def component_images(daemonsets):
+    """{namespace/name: images} of the DaemonSets that provide the devices: COMPONENT_INPUTS, and the GPU
+    operator's operands (owned by its ClusterPolicy)."""
+    out = {}
+    for ds in daemonsets:
+        meta = ds.get('metadata') or {}
+        operand = any(ref.get('kind') == 'ClusterPolicy' for ref in meta.get('ownerReferences') or [])
+        if not operand and (meta.get('labels') or {}).get('app.kubernetes.io/component') not in COMPONENT_INPUTS:
+            continue
+        pod = (((ds.get('spec') or {}).get('template') or {}).get('spec') or {})
+        containers = (pod.get('initContainers') or []) + (pod.get('containers') or [])
+        out['%s/%s' % (meta.get('namespace'), meta.get('name'))] = sorted(c.get('image') or '' for c in containers)
+    return out
+
+
+def node_digest(params, node, images):
+    """sha256 over everything the check of `node` depends on: equal digests, nothing to check again."""
+    meta = node.get('metadata') or {}
+    status = node.get('status') or {}
+    info = status.get('nodeInfo') or {}
+    domains = LABEL_DOMAIN_INPUTS + (params['resource'].partition('/')[0],)
+    labels = dict((key, value) for key, value in (meta.get('labels') or {}).items()
+                  if key.partition('/')[0] in domains and not key.endswith('timestamp'))
+    inputs = {'check': dict((key, params.get(key)) for key in CHECK_INPUTS),
+              'node': {'uid': meta.get('uid'), 'info': dict((key, info.get(key)) for key in NODE_INFO_INPUTS),
+                       'labels': labels,
+                       'capacity': (status.get('capacity') or {}).get(params['resource']),
+                       'allocatable': (status.get('allocatable') or {}).get(params['resource'])},
+              'daemonsets': images}
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def recorded_digests(record):
+    """{node: digest} of the nodes that passed, from the record ConfigMap (empty when absent or unreadable)."""
+    try:
+        found = json.loads(((record or {}).get('data') or {}).get('digests') or '{}')
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def record_manifest(params, digests):
+    return {'apiVersion': 'v1', 'kind': 'ConfigMap',
+            'metadata': {'name': record_name(params['name']), 'namespace': params['namespace'],
+                         'labels': {RECORD_LABEL: params['name'], 'app.kubernetes.io/managed-by': 'hpcops.coe'}},
+            'data': {'resource': params['resource'], 'digests': json.dumps(digests, sort_keys=True)}}
 
 
 def finished(job):
@@ -245,6 +337,7 @@ def main():
         service_account=dict(type='str'),
         runtime_class=dict(type='str'),
         cleanup=dict(type='bool', default=True),
+        force=dict(type='bool', default=False),
         field_manager=dict(type='str', default='hpcops.coe'),
         wait_timeout=dict(type='int', default=300),
         wait_sleep=dict(type='float', default=2.0),
@@ -270,29 +363,51 @@ def main():
     kube = Kube(module)
     ns = params['namespace']
     try:
-        run, skipped = targets(params, kube.nodes())
-        results = dict((node, {'node': node, 'passed': False, 'reason': why, 'output': ''})
+        nodes = kube.nodes()
+        run, skipped = targets(params, nodes)
+        results = dict((node, {'node': node, 'passed': False, 'ran': False, 'reason': why, 'output': ''})
                        for node, why in skipped.items())
         if not run and not skipped and kube.check_mode:
             kube.warnings.append('No node advertises %s yet; in a real run this fails unless the device plugin is '
                                  'deployed by then.' % params['resource'])
-            kube.exit(changed=False, results=[], passed_nodes=[], failed_nodes=[])
+            kube.exit(changed=False, results=[], passed_nodes=[], failed_nodes=[], validated_nodes=[],
+                      unchanged_nodes=[])
         if not run and not skipped:
             kube.fail('No node advertises %s (node allocatable)%s, so there is nothing to validate: is the device '
                       'plugin deployed and the driver loaded?' % (
                           params['resource'], ' among nodes with labels %s' % params['node_selector']
-                          if params.get('node_selector') else ''), results=[], passed_nodes=[], failed_nodes=[])
-        if kube.check_mode:
-            planned = [{'node': n, 'passed': None, 'reason': 'check mode: would run a Job', 'output': ''} for n in run]
-            kube.exit(changed=False, results=planned + list(results.values()), passed_nodes=[],
-                      failed_nodes=sorted(skipped))
+                          if params.get('node_selector') else ''), results=[], passed_nodes=[], failed_nodes=[],
+                      validated_nodes=[], unchanged_nodes=[])
+
+        by_name = dict((n['metadata']['name'], n) for n in nodes)
+        images = component_images(kube.list('apps/v1', 'DaemonSet'))
+        digests = dict((node, node_digest(params, by_name[node], images)) for node in run)
+        recorded = recorded_digests(kube.get('v1', 'ConfigMap', record_name(params['name']), ns))
+        unchanged = [] if params['force'] else [n for n in run if recorded.get(n) == digests[n]]
+        run = [n for n in run if n not in unchanged]
+        for node in unchanged:
+            results[node] = {'node': node, 'passed': True, 'ran': False, 'reason': None, 'output': ''}
+
+        if kube.check_mode or not run:
+            planned = [{'node': n, 'passed': None, 'ran': True, 'reason': 'check mode: would run a Job', 'output': ''}
+                       for n in run]
+            ordered = sorted(planned + list(results.values()), key=lambda r: r['node'])
+            outcome = dict(changed=bool(run), results=ordered, passed_nodes=sorted(unchanged),
+                           validated_nodes=sorted(run), unchanged_nodes=sorted(unchanged))
+            if skipped and not kube.check_mode:
+                kube.fail('Validation %s (%s): %d node(s) cannot run the check: %s' % (
+                    params['name'], params['resource'], len(skipped),
+                    '; '.join('%s: %s' % kv for kv in sorted(skipped.items()))), failed_nodes=sorted(skipped),
+                    **outcome)
+            kube.exit(failed_nodes=sorted(skipped), **outcome)
 
         selector = '%s=%s' % (VALIDATION_LABEL, params['name'])
         # leftovers of an interrupted run would make the names clash
-        for job in kube.list('batch/v1', 'Job', ns, label_selector=selector):
-            kube.delete('batch/v1', 'Job', job['metadata']['name'], ns)
-        kube.wait('old validation Jobs to go', lambda: kube.list('batch/v1', 'Job', ns, label_selector=selector),
-                  lambda jobs: not jobs, timeout=60)
+        if kube.list('batch/v1', 'Job', ns, label_selector=selector):
+            kube.delete_collection('batch/v1', 'Job', ns, selector)
+            kube.delete_collection('v1', 'Pod', ns, selector)
+            kube.wait('old validation Jobs to go', lambda: kube.list('batch/v1', 'Job', ns, label_selector=selector),
+                      lambda jobs: not jobs, timeout=60)
         names = {}
         for node in run:
             manifest = job_manifest(params, node)
@@ -314,8 +429,10 @@ def main():
             state = finished(job)
             mine = [p for p in pods if (p['metadata'].get('labels') or {}).get('job-name') == names[node]]
             pod = mine[-1] if mine else None
-            output = kube.pod_log(ns, pod['metadata']['name'], 20).strip() if pod else ''
-            entry = {'node': node, 'passed': False, 'reason': None, 'output': output}
+            # the log is read where it is needed: the output to match, or what a failure printed
+            needs_log = pod and (state != 'Complete' or params.get('expect_output'))
+            output = kube.pod_log(ns, pod['metadata']['name'], 20).strip() if needs_log else ''
+            entry = {'node': node, 'passed': False, 'ran': True, 'reason': None, 'output': output}
             if state == 'Complete':
                 if params.get('expect_output') and not re.search(params['expect_output'], output, re.M):
                     entry['reason'] = 'the output does not match %r' % params['expect_output']
@@ -330,22 +447,25 @@ def main():
                 entry['reason'] = 'not finished after %.0f s: %s' % (waited, detail or 'running')
             results[node] = entry
         if params['cleanup']:
-            for node in run:
-                kube.delete('batch/v1', 'Job', names[node], ns)
-            for pod in kube.list('v1', 'Pod', ns, label_selector=selector):
-                kube.delete('v1', 'Pod', pod['metadata']['name'], ns)
+            kube.delete_collection('batch/v1', 'Job', ns, selector)
+            kube.delete_collection('v1', 'Pod', ns, selector)
+        # what passed is remembered with its inputs' digest; a failed node is checked again next time
+        keep = dict((node, digest) for node, digest in recorded.items() if node in by_name and node not in run)
+        keep.update((node, digests[node]) for node in run if results[node]['passed'])
+        if keep != recorded:
+            kube.apply(record_manifest(params, keep))
         ordered = [results[n] for n in sorted(results)]
         passed = [r['node'] for r in ordered if r['passed']]
         failed = [r['node'] for r in ordered if not r['passed']]
-        changed = not params['cleanup']
+        outcome = dict(changed=True, results=ordered, passed_nodes=passed, failed_nodes=failed,
+                       validated_nodes=sorted(run), unchanged_nodes=sorted(unchanged))
         if failed:
             detail = '; '.join(
                 '%s: %s%s' % (r['node'], r['reason'], ' (output: %s)' % r['output'][-300:] if r['output'] else '')
                 for r in ordered if not r['passed'])
             kube.fail('Validation %s (%s): %d of %d node(s) failed: %s' % (
-                params['name'], params['resource'], len(failed), len(ordered), detail),
-                changed=changed, results=ordered, passed_nodes=passed, failed_nodes=failed)
-        kube.exit(changed=changed, results=ordered, passed_nodes=passed, failed_nodes=failed)
+                params['name'], params['resource'], len(failed), len(ordered), detail), **outcome)
+        kube.exit(**outcome)
     except KubeError as exc:
         kube.fail(str(exc))
 

@@ -17,8 +17,11 @@ description:
   - The module reads the cloud with a fixed number of paged list calls (servers, networks, ports,
     subnets) whatever the number of servers, plans every server, validates the plan, and only then
     changes anything. A rerun that finds nothing to do makes no other request and reports no change.
-  - Nova serializes attachments on one server, so the module works on up to I(concurrency) servers
-    at the same time, one attachment after the other on each server.
+  - Nova serializes attachments on one server, so the module works on several servers at the same
+    time, one attachment after the other on each server. It starts with 10 servers at once (or
+    I(concurrency) when that is less) and adds one while the cloud answers as quickly as it did at
+    its quickest, up to I(concurrency); an HTTP 409, 429 or 503 answer halves the number and holds
+    back new servers for the answer's C(Retry-After) (or the retry's backoff).
   - Nova's HTTP 409 answers for a busy server (a C(task_state) is set) are retried with exponential
     backoff and jitter (I(retries), I(retry_delay)). A 409 about a port or an address already in use
     is not retried.
@@ -207,9 +210,10 @@ options:
         type: str
   concurrency:
     description:
-      - Number of servers worked on at the same time.
+      - The most servers worked on at the same time (see above for how the number adapts). C(1) works on
+        one server after the other.
     type: int
-    default: 10
+    default: 32
   retries:
     description:
       - How often a call that Nova refused with a retryable 409, or answered with a 5xx, is tried again.
@@ -415,6 +419,14 @@ summary:
   returned: always
   type: dict
   sample: {servers: 200, changed: 200, failed: 0, attached: 600, detached: 0, retries: 3, waited_for_other_runs: 0}
+concurrency:
+  description:
+    - How the number of servers worked on at once adapted during the changes (C(start), C(ceiling),
+      C(highest), C(final), the number of C(throttled) answers, and C(path), a list of
+      C([seconds since the start, servers at once])). Check mode cannot know it.
+  returned: when servers were changed (not in check mode)
+  type: dict
+  sample: {start: 10, ceiling: 32, highest: 32, final: 32, throttled: 0, path: [[0.0, 10], [3.1, 11], [3.1, 12]]}
 '''
 
 from ansible_collections.hpcops.coe.plugins.module_utils.openstack import CoeOpenStackModule
@@ -425,6 +437,8 @@ from ansible_collections.hpcops.coe.plugins.module_utils import discovery as nod
 SERVER_KEYS = ('name', 'id', 'changed', 'failed', 'msg', 'attached', 'detached', 'interfaces',
                'addresses')
 PORT_OPTIONS = ('vnic_type', 'binding_profile', 'port_security_enabled', 'port_name')
+# Servers worked on at once at the start, before the cloud's answers say whether more keep up.
+START_CONCURRENCY = 10
 
 
 def validate_entries(entries):
@@ -485,7 +499,7 @@ class ServerInterfacesModule(CoeOpenStackModule):
             count=dict(type='int', required=True),
             flavor=dict(),
         )),
-        concurrency=dict(type='int', default=10),
+        concurrency=dict(type='int', default=32),
         retries=dict(type='int', default=10),
         retry_delay=dict(type='float', default=1.0),
         wait=dict(type='bool', default=True),
@@ -679,9 +693,13 @@ class ServerInterfacesModule(CoeOpenStackModule):
                     self.warn(warning)
                 return fresh
 
+            pace = ifc.AdaptiveConcurrency(min(START_CONCURRENCY, p['concurrency']), p['concurrency'])
             applier = ifc.Applier(cloud, retries=p['retries'], retry_delay=p['retry_delay'],
-                                  wait=p['wait'], timeout=p['timeout'], locks=ifc.server_locks(), replan=replan)
-            outcomes = ifc.run_bounded(plans, lambda plan: self._apply(applier, plan), p['concurrency'])
+                                  wait=p['wait'], timeout=p['timeout'], locks=ifc.server_locks(), replan=replan,
+                                  on_throttle=pace.throttled)
+            outcomes = ifc.run_adaptive(plans, lambda plan: self._apply(applier, plan), pace,
+                                        calls=lambda plan: len(plan.attach) + len(plan.detach))
+            self.concurrency_report = pace.report()
             if p['wait']:
                 applier.wait_active(outcomes)
             retried = applier.retried
@@ -830,6 +848,8 @@ class ServerInterfacesModule(CoeOpenStackModule):
                  for port in removed]
         out = {'changed': changed_any or bool(stale), 'servers': results, 'failed_servers': failed,
                'summary': totals, 'removed_stale_ports': stale}
+        if getattr(self, 'concurrency_report', None) and any(plan.changes for plan in plans):
+            out['concurrency'] = self.concurrency_report
         if self.ansible._diff:
             out['diff'] = {'before': before, 'after': after}
         if failed:

@@ -1,5 +1,6 @@
 """The four accelerator modules, run by ansible-playbook against the Kubernetes test world."""
 
+import json
 import os
 
 from testworld.kubernetes import components
@@ -170,10 +171,19 @@ def test_accelerator_validation(kube_world):  # noqa: F811
     assert run.rc == 0, run.explain()
 
     planned = run.task("Check mode lists the nodes")["result"]
-    assert [r["node"] for r in planned["results"]] == ["gpu-1", "gpu-2"] and not planned["changed"]
+    # Jobs would be created and deleted: a change, predicted
+    assert [r["node"] for r in planned["results"]] == ["gpu-1", "gpu-2"] and planned["changed"]
     passed = run.task("All GPU nodes pass")["result"]
-    assert passed["passed_nodes"] == ["gpu-1", "gpu-2"] and not passed["changed"]
+    assert passed["passed_nodes"] == ["gpu-1", "gpu-2"] and passed["changed"]
+    assert passed["validated_nodes"] == ["gpu-1", "gpu-2"]
     assert "NVIDIA L40S" in passed["results"][1]["output"]
+    record = kube_world.get("v1", "ConfigMap", "gpu-check-validated", "hpcops-gpu")
+    assert sorted(json.loads(record["data"]["digests"])) == ["gpu-1", "gpu-2"]
+    again = run.task("The same check again finds nothing changed")["result"]
+    assert not again["changed"] and again["unchanged_nodes"] == ["gpu-1", "gpu-2"] and again["validated_nodes"] == []
+    assert again["passed_nodes"] == ["gpu-1", "gpu-2"]
+    forced = run.task("Forced, it checks every node")["result"]
+    assert forced["changed"] and forced["validated_nodes"] == ["gpu-1", "gpu-2"]
     notthere = run.task("A node without the resource is named")["result"]
     assert notthere["failed"] and notthere["failed_nodes"] == ["cpu-1"]
     assert "cpu-1: the node advertises 0 nvidia.com/gpu" in notthere["msg"]

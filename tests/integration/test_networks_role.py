@@ -208,6 +208,22 @@ def test_attach_configure_and_rerun_changes_nothing(sim, playbook, tmp_path):
     routes = sim.requests()['by_route']
     assert not [r for r in routes if r.startswith(('POST', 'DELETE', 'PUT'))
                 and not r.startswith('POST /identity')], routes
+    node_side_runs_and_own_entries(again, nodes)
+
+
+def node_side_runs_and_own_entries(run, nodes):
+    """Each node runs at most one module to read its links and backend and one to write its files, and
+    keeps only its own server's attachment entry (not a copy of every node's)."""
+    for node in nodes:
+        mine = [r for r in run.results if r['host'] == node['name'] and r['status'] != 'skipped']
+        actions = [r['action'] for r in mine if r['action'].startswith('hpcops.coe.node_')]
+        assert actions.count('hpcops.coe.node_network_files') == 1, (node['name'], actions)
+        assert actions.count('hpcops.coe.node_network_info') <= 1, (node['name'], actions)
+        facts = {}
+        for r in mine:
+            facts.update(r['result'].get('ansible_facts') or {})
+        assert 'networks_attachments' not in facts
+        assert facts['networks_host_server']['name'] == node['server'], node['name']
 
 
 def test_a_replaced_node_is_healed_on_the_next_run(sim, playbook, tmp_path):

@@ -894,3 +894,119 @@ def test_admin_role_from_the_token(world):
 
     world.session = Session()
     assert cloud.is_admin() is True
+
+
+# ---------------------------------------------------------------- adaptive concurrency
+
+class FakeClock(object):
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def finish(pace, clock, seconds, calls=3):
+    """One server's work: it takes `seconds` on the fake clock."""
+    pace.acquire()
+    clock.now += seconds
+    pace.release(seconds, calls)
+
+
+def test_adaptive_concurrency_grows_while_the_cloud_keeps_up_and_stops_at_the_ceiling():
+    clock = FakeClock()
+    pace = ifc.AdaptiveConcurrency(10, 14, clock=clock)
+    for _ in range(6):
+        finish(pace, clock, 3.0)
+    assert pace.limit == 14 and [limit for _t, limit in pace.path] == [10, 11, 12, 13, 14]
+    assert pace.report()['highest'] == 14 and pace.report()['throttled'] == 0
+
+
+def test_adaptive_concurrency_holds_when_the_answers_get_slower():
+    clock = FakeClock()
+    pace = ifc.AdaptiveConcurrency(4, 32, clock=clock)
+    finish(pace, clock, 3.0)
+    assert pace.limit == 5
+    finish(pace, clock, 6.0)          # twice as slow per call as the quickest: no more servers
+    finish(pace, clock, 9.0)
+    assert pace.limit == 5
+    finish(pace, clock, 0.0, calls=0)  # nothing attached: says nothing about the cloud
+    assert pace.limit == 5
+
+
+def test_adaptive_concurrency_halves_once_per_round_and_honours_retry_after():
+    clock = FakeClock()
+    pace = ifc.AdaptiveConcurrency(16, 32, clock=clock)
+    pace.throttled(retry_after=5.0)
+    pace.throttled(retry_after=2.0)   # the same round: no second cut, the longer hold stays
+    assert pace.limit == 8 and pace.paused_until == 5.0 and pace.throttles == 2
+    finish_at = []
+
+    def worker():
+        pace.acquire()
+        finish_at.append(clock.now)
+        pace.release(0.0, 0)
+
+    import threading
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join(0.2)
+    assert t.is_alive() and finish_at == []   # held back until the Retry-After has passed
+    clock.now = 5.0
+    with pace._cond:
+        pace._cond.notify_all()
+    t.join(5)
+    assert finish_at == [5.0]
+    pace.throttled()                   # a completion since the cut: this one halves again
+    assert pace.limit == 4
+
+
+def test_adaptive_concurrency_after_a_throttle_grows_by_one_per_round():
+    clock = FakeClock()
+    pace = ifc.AdaptiveConcurrency(8, 32, clock=clock)
+    pace.throttled()
+    assert pace.limit == 4
+    for _ in range(3):
+        finish(pace, clock, 1.0)
+    assert pace.limit == 4            # fewer fast servers than the number at once: not yet
+    finish(pace, clock, 1.0)
+    assert pace.limit == 5
+
+
+def test_run_adaptive_never_exceeds_the_number_and_keeps_the_order():
+    import threading
+    pace = ifc.AdaptiveConcurrency(2, 3)
+    lock = threading.Lock()
+    state = {'now': 0, 'most': 0}
+
+    def work(item):
+        with lock:
+            state['now'] += 1
+            state['most'] = max(state['most'], state['now'])
+        time.sleep(0.01)
+        with lock:
+            state['now'] -= 1
+        return item * 2
+
+    out = ifc.run_adaptive(range(20), work, pace, calls=lambda item: 1)
+    assert out == [i * 2 for i in range(20)]
+    assert 1 <= state['most'] <= 3 and pace.report()['ceiling'] == 3
+
+
+def test_throttling_answers_reach_the_controller():
+    calls = []
+
+    class Busy(Exception):
+        status_code = 429
+
+    applier = ifc.Applier(None, retries=2, retry_delay=0.0, sleep=lambda s: None, on_throttle=calls.append)
+    attempts = []
+
+    def flaky():
+        attempts.append(1)
+        if len(attempts) < 2:
+            raise Busy('Too Many Requests')
+        return 'ok'
+
+    assert applier._retry(flaky) == 'ok'
+    assert len(calls) == 1

@@ -28,11 +28,13 @@ class FakeKube(object):
         self.objects = objects if objects is not None else {}
         self.applied = []
         self.deleted = []
+        self.deleted_collections = []
         self.created = []
         self.warnings = []
         self.on_apply = on_apply
         self.wait_calls = []
         self.logs = {}
+        self.log_reads = []
 
     def served(self, api_version, kind):
         return self.served_kinds is None or (api_version, kind) in self.served_kinds
@@ -80,6 +82,14 @@ class FakeKube(object):
             del self.objects[key]
         return True
 
+    def delete_collection(self, api_version, kind, namespace, label_selector):
+        self.deleted_collections.append((api_version, kind, namespace, label_selector))
+        if self.check_mode:
+            return False
+        for obj in self.list(api_version, kind, namespace, label_selector=label_selector):
+            del self.objects[(api_version, kind, namespace, obj['metadata']['name'])]
+        return True
+
     def create(self, definition):
         meta = definition['metadata']
         self.created.append(copy.deepcopy(definition))
@@ -98,6 +108,7 @@ class FakeKube(object):
         return False, value, float(timeout if timeout is not None else self.params.get('wait_timeout', 0))
 
     def pod_log(self, namespace, name, tail_lines=20):
+        self.log_reads.append((namespace, name))
         return self.logs.get((namespace, name), '')
 
     def events_for(self, obj):

@@ -88,8 +88,11 @@ def test_attach_to_many_servers_then_converged(cloud):
     servers = nodes(cloud, 6)
     res = ok(cloud, servers=[s['name'] for s in servers], interfaces=TWO, concurrency=3)
     assert res['changed'] is True
+    pace = res['concurrency']
     assert res['summary'] == {'servers': 6, 'changed': 6, 'failed': 0, 'attached': 12, 'detached': 0,
                               'retries': 0, 'waited_for_other_runs': 0}
+    # concurrency=3 is the ceiling, and the start since it is below 10
+    assert pace['start'] == 3 and pace['ceiling'] == 3 and pace['highest'] == 3 and pace['throttled'] == 0
     first = res['servers'][0]
     assert [i['network'] for i in first['interfaces']] == ['private', 'eth-25g', 'ib-100g']
     assert first['interfaces'][0]['primary'] is True
