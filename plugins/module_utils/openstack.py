@@ -392,8 +392,10 @@ class CoeOpenStackModule(OpenStackModule):
         self._created_clusters[uuid] = time.monotonic()
 
     def not_yet_seen(self, uuid):
-        """Whether this run created cluster `uuid` and has not read it back yet."""
-        return uuid in self._created_clusters
+        """Whether this run created cluster `uuid` moments ago (within Magnum's visibility window)
+        and has not read it back yet: a 404 then means "not stored yet", not "gone"."""
+        created = self._created_clusters.get(uuid)
+        return created is not None and time.monotonic() - created < NEW_CLUSTER_VISIBLE_WITHIN
 
     def get_cluster(self, ident, missing_ok=True):
         """The detailed cluster, or None once it is gone (404).
