@@ -39,6 +39,7 @@ description:
     match against I(expect_output)). In check mode it lists the nodes it would check and predicts the change.
 extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
+  - hpcops.coe.attributes
 options:
   name:
     description: Base name of the Jobs (one per node, named C(<name>-<node>)).
@@ -120,6 +121,14 @@ requirements:
   - PyYAML >= 3.11
 seealso:
   - module: hpcops.coe.device_plugin
+attributes:
+  check_mode:
+    support: full
+    details: Lists the nodes it would check and predicts the change; creates no Job.
+  diff_mode:
+    support: none
+  platform:
+    platforms: all
 '''
 
 EXAMPLES = r'''

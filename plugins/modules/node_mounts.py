@@ -206,7 +206,7 @@ EXAMPLES = r'''
         type: glusterfs
         network: ib-100g
         transport: rdma
-        servers: [10.3.0.10, 10.3.0.11, 10.3.0.12]
+        servers: [10.100.250.1, 10.100.250.2, 10.100.250.3]
         source: scratch
       - path: /home
         type: nfs
@@ -235,7 +235,7 @@ EXAMPLES = r'''
     networks:
       - {name: ib-100g, kind: infiniband}
     mounts:
-      - {path: /lustre/work, type: lustre, network: ib-100g, servers: [10.3.0.30, 10.3.0.31], source: work}
+      - {path: /lustre/work, type: lustre, network: ib-100g, servers: [10.100.250.30, 10.100.250.31], source: work}
 '''
 
 RETURN = r'''

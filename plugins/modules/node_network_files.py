@@ -96,6 +96,7 @@ EXAMPLES = r'''
     files:
       - name: 50-hpcops-eth-25g.network
         content: |
+          # OpenStack network eth-25g, port 6d3c1f0e-2b1a-4c55-9f0e-7b2a1c9d4e01
           [Match]
           MACAddress=fa:16:3e:00:00:02
           [Network]
@@ -112,6 +113,7 @@ EXAMPLES = r'''
     files:
       - name: 50-hpcops-ib-100g.nmconnection
         content: |
+          # OpenStack network ib-100g, port 0b8e4d2a-5f61-4e3b-8c7d-2a9f1e6b3c40
           [connection]
           id=hpcops-ib-100g
           type=infiniband

@@ -198,6 +198,26 @@ def test_every_example_runs_as_written(world, tmp_path):
         run_node_examples(node, tmp_path / 'node')
 
 
+def node_root(root):
+    """A node's tree: Ubuntu, the eth-25g and ib-100g files of the networks role, a GlusterFS client with RDMA."""
+    files = {
+        'etc/os-release': 'NAME="Ubuntu"\nVERSION_ID="24.04"\nID=ubuntu\nID_LIKE=debian\n',
+        'etc/systemd/network/50-hpcops-eth-25g.network':
+            '# OpenStack network eth-25g, port 6d3c1f0e-2b1a-4c55-9f0e-7b2a1c9d4e01\n[Match]\nName=ens2f0\n'
+            '[Network]\nAddress=10.2.0.41/24\n',
+        'etc/systemd/network/50-hpcops-ib-100g.network':
+            '# OpenStack network ib-100g, port 0b8e4d2a-5f61-4e3b-8c7d-2a9f1e6b3c40\n[Match]\nName=ibp65s0\n'
+            '[Network]\nAddress=10.100.0.21/16\n',
+        'usr/lib/x86_64-linux-gnu/glusterfs/11.1/rpc-transport/socket.so': '',
+        'usr/lib/x86_64-linux-gnu/glusterfs/11.1/rpc-transport/rdma.so': '',
+    }
+    for relative, text in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
 def run_node_examples(blocks, workdir):
     """The node-side examples, with this machine's /etc behind an overlay that only they see."""
     if not shutil.which('unshare'):
@@ -206,7 +226,12 @@ def run_node_examples(blocks, workdir):
     upper, work = workdir / 'upper', workdir / 'work'
     upper.mkdir()
     work.mkdir()
-    plays = [play('Examples of hpcops.coe.%s' % name, tasks) for name, tasks in blocks.items()]
+    # node_mounts mounts remote filesystems on the node it runs on: its examples work on a node root
+    # (where the module writes its files and lists the commands instead of running them), laid out as
+    # a node the networks role has configured, with a GlusterFS client built with RDMA.
+    root = node_root(workdir / 'node-root')
+    plays = [play('Examples of hpcops.coe.%s' % name, tasks, module_defaults={
+        'hpcops.coe.node_mounts': {'root': str(root)}}) for name, tasks in blocks.items()]
     playbook = workdir / 'node-examples.yml'
     playbook.write_text(yaml.safe_dump(plays, sort_keys=False))
     inventory = workdir / 'inventory.json'
@@ -217,7 +242,7 @@ def run_node_examples(blocks, workdir):
     env = ansible_env(str(workdir), {'HPCOPS_RESULTS_FILE': str(results)})
     script = ('mount -t overlay overlay -o lowerdir=/etc,upperdir={u},workdir={w} /etc && '
               'mount -t tmpfs tmpfs /mnt && mkdir -p /mnt/sysimage/sys/class/net && '
-              'exec {pb} -i {inv} {play}').format(
+              'exec {pb} -i {inv} -e vault_ceph_hpc_key=AQBexampleCephKeyOnlyForTheTest== {play}').format(
         u=upper, w=work, pb=os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), inv=inventory,
         play=playbook)
     probe = subprocess.run(['unshare', '-Urm', 'true'], capture_output=True, text=True, check=False)
