@@ -132,7 +132,6 @@ def measure(args, workers, gpu):
     """One cluster size: the figures as a dict (or None when the first run failed)."""
     nodes = 1 + workers + gpu + 1
 
-
     work = tempfile.mkdtemp(prefix='site-bench-')
     scenario_file = os.path.join(work, 'cloud.yml')
     with open(scenario_file, 'w') as f:
@@ -208,8 +207,8 @@ def main():
     figures = [f for f in (measure(args, workers, gpu) for workers, gpu in sizes) if f]
     if len(figures) > 1:
         print('summary:')
-        print('  %6s %9s %9s %9s %8s %11s %13s' % ('nodes', 'first s', 'rerun s', 'floor s', 'r/floor',
-                                                    'validate s', 'rerun s/node'))
+        header = ('nodes', 'first s', 'rerun s', 'floor s', 'r/floor', 'validate s', 'rerun s/node')
+        print('  %6s %9s %9s %9s %8s %11s %13s' % header)
         for f in figures:
             print('  %6d %9.1f %9.1f %9.1f %8.2f %11.1f %13.2f' % (
                 f['nodes'], f['first'], f['rerun'], f['floor'], f['rerun'] / f['floor'], f['validation'],

@@ -78,7 +78,10 @@ def deploy_multus(world, ns="multus-system"):
                                            "spec": {"hostNetwork": True, "tolerations": [{"operator": "Exists"}],
                                                     "containers": [{"name": name, "image": image,
                                                                     "securityContext": {"privileged": True}}]}}}})
+
+    def rolled_out(name):
+        status = (world.get("apps/v1", "DaemonSet", name, ns) or {}).get("status") or {}
+        return status.get("desiredNumberScheduled") and status.get("numberReady") == status["desiredNumberScheduled"]
+
     for name in MULTUS_IMAGES:
-        world.wait_for(lambda n=name: (lambda st: st.get("desiredNumberScheduled") and
-                                       st.get("numberReady") == st.get("desiredNumberScheduled"))(
-            (world.get("apps/v1", "DaemonSet", n, ns) or {}).get("status") or {}), what="DaemonSet %s" % name)
+        world.wait_for(lambda n=name: rolled_out(n), what="DaemonSet %s" % name)

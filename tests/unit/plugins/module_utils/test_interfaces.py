@@ -916,7 +916,7 @@ def finish(pace, clock, seconds, calls=3):
 def test_adaptive_concurrency_grows_while_the_cloud_keeps_up_and_stops_at_the_ceiling():
     clock = FakeClock()
     pace = ifc.AdaptiveConcurrency(10, 14, clock=clock)
-    for _ in range(6):
+    for dummy in range(6):
         finish(pace, clock, 3.0)
     assert pace.limit == 14 and [limit for _t, limit in pace.path] == [10, 11, 12, 13, 14]
     assert pace.report()['highest'] == 14 and pace.report()['throttled'] == 0
@@ -966,7 +966,7 @@ def test_adaptive_concurrency_after_a_throttle_grows_by_one_per_round():
     pace = ifc.AdaptiveConcurrency(8, 32, clock=clock)
     pace.throttled()
     assert pace.limit == 4
-    for _ in range(3):
+    for dummy in range(3):
         finish(pace, clock, 1.0)
     assert pace.limit == 4            # fewer fast servers than the number at once: not yet
     finish(pace, clock, 1.0)
