@@ -144,7 +144,7 @@ def world(kube_world_factory, sim_cloud_factory, tmp_path):  # noqa: F811
     home = tmp_path / 'home'
     home.mkdir()
     env = {'OS_CLIENT_CONFIG_FILE': str(config), 'HOME': str(home), 'K8S_AUTH_KUBECONFIG': kube.kubeconfig,
-           'TMPDIR': str(tmp_path)}
+           'TMPDIR': ansible_run.short_tmpdir(str(tmp_path))}
     env.pop('OS_CLOUD', None)
     return {'kube': kube, 'operator_kube': operator, 'cloud': cloud, 'env': env, 'home': home}
 

@@ -247,7 +247,7 @@ def playbook_env(workdir, openstack=None, kube=None, extra=None):
         'ANSIBLE_REMOTE_TEMP': os.path.join(tmp, 'remote'),
         'ANSIBLE_PYTHON_INTERPRETER': sys.executable,
         # kubernetes.core caches API discovery per server in TMPDIR; worlds reuse ports.
-        'TMPDIR': tmp,
+        'TMPDIR': ansible_run.short_tmpdir(tmp),
         'PYTHONWARNINGS': 'ignore',
     })
     env['PATH'] = os.path.dirname(sys.executable) + os.pathsep + env.get('PATH', '')

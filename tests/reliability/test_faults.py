@@ -507,8 +507,9 @@ class KubeErrors(Scenario):
                 owners = [m.get('manager') for m in obj['metadata'].get('managedFields') or []]
                 if 'hpcops.coe' in owners:
                     managed.append('%s/%s' % (kind, obj['metadata']['name']))
+        # ConfigMap/rel-gpu-check-validated: the validation's record of the nodes that passed.
         wanted = {'ConfigMap/nvidia-device-plugin-config', 'Secret/rel-pull', 'DaemonSet/nvidia-device-plugin',
-                  'Module/nvidia'}
+                  'Module/nvidia', 'ConfigMap/rel-gpu-check-validated'}
         rules = [r['metadata']['name'] for r in world.list('nfd.k8s-sigs.io/v1alpha1', 'NodeFeatureRule')]
         return {
             'validation jobs': len(world.list('batch/v1', 'Job', NS, label_selector='hpcops.coe/validation')),

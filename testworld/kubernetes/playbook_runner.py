@@ -62,7 +62,7 @@ def playbook_env(world, results_file=None, extra=None):
     env.update({
         "K8S_AUTH_KUBECONFIG": world.kubeconfig,
         # kubernetes.core caches API discovery per host in TMPDIR; worlds reuse ports
-        "TMPDIR": tmp,
+        "TMPDIR": ansible_run.short_tmpdir(tmp),
         "ANSIBLE_LOCAL_TEMP": os.path.join(tmp, "ansible-local"),
         "ANSIBLE_REMOTE_TEMP": os.path.join(tmp, "ansible-remote"),
         "ANSIBLE_CALLBACK_PLUGINS": CALLBACKS,
