@@ -288,9 +288,10 @@ def test_a_rerun_after_sigkill_mid_attach_never_doubles(cloud, tmp_path):
     for group in ('default-worker', 'gpu'):
         servers.update(_workers(cloud, 'hpc-heat', group))
     servers.update(_workers(cloud, 'hpc-capi'))
-    # Each attach outlasts the rerun's start (two per server, one after the other: 10 s), so the
-    # killed run's module process is still attaching when the rerun reaches the servers.
-    cloud.set_timings(attach=5.0)
+    # The attaches outlast the rerun's start, also on a loaded machine (two per server, one after
+    # the other: 30 s), so the killed run's module process is still attaching when the rerun
+    # reaches the servers.
+    cloud.set_timings(attach=15.0)
     doc = play([task('server_interfaces', {
         'servers': sorted(servers), 'interfaces': [{'network': 'eth-10g'}, {'network': 'ib-100g'}],
         'concurrency': 10, 'retry_delay': 0.1, 'timeout': 120})])
