@@ -29,13 +29,16 @@ BUILD_OUTLASTS_NEXT_RUN = 30
 
 
 # Modules that wait; a bounded timeout turns a wrong wait condition into a failure, not a hang.
+# Bounded well above what a build takes: real Heat building a nodegroup on a loaded two-core
+# machine has taken more than 120 s.
 WAITING = ('cluster', 'cluster_nodegroup', 'cluster_kubeconfig')
+WAIT_BOUND = 600
 
 
 def task(module, args, name='step', **keywords):
     args = dict(args)
     if module in WAITING and args.get('state') != 'absent':
-        args.setdefault('timeout', 120)
+        args.setdefault('timeout', WAIT_BOUND)
     t = {'name': name, 'hpcops.coe.' + module: args}
     t.update(keywords)
     return t
