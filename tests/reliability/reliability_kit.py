@@ -391,12 +391,12 @@ def wait_request(sim, method, path_end, timeout=120, count=1, run=None):
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if run is not None:
-            run.check_running()
         seen = sum(n for r, n in sim.requests()['by_route'].items()
                    if r.startswith(method + ' ') and r.endswith(path_end))
         if seen >= count:
             return seen
+        if run is not None:
+            run.check_running()
         time.sleep(0.02)
     raise AssertionError('no %s ...%s request within %ss' % (method, path_end, timeout))
 
