@@ -11,44 +11,62 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-# Logins after the one keystoneauth makes by itself, per request.
-TOKEN_REFUSED_RETRIES = 2
+import threading
+
+# Logins a request may make after a service refuses its token.
+TOKEN_REFUSED_RETRIES = 4
 
 _MARK = '_hpcops_retries_refused_tokens'
 
 
 def retry_refused_tokens(session, retries=TOKEN_REFUSED_RETRIES):
-    """Make `session` log in again when a service refuses a token it has just renewed.
+    """Make `session` log in again, once for all threads, when a service refuses a token.
 
-    On a service's 401, keystoneauth invalidates the token, logs in and re-sends
-    once. Keystone revokes by time (a password change, a role removal, a token
-    flush), so the token it has just minted can fall under the same revocation
-    and the re-sent request is refused again. The service applied neither
-    request, so sending it once more with yet another token is safe for any
-    method, POST included.
+    keystoneauth by itself invalidates the token on a service's 401, logs in and
+    re-sends once. Keystone revokes by time (a password change, a role removal,
+    a token flush), so the token it has just minted can fall under the same
+    revocation and the re-sent request is refused again. The service applied
+    neither request, so sending it once more with yet another token is safe for
+    any method, POST included.
+
+    The modules send from many threads over one session. When a revocation
+    catches them all, one login is enough: a thread whose refused request left
+    before another thread's login re-sends with that newer token instead of
+    dropping it, so a revocation costs one login rather than one per thread.
 
     Only requests that carry a token and ask for the response instead of an
-    exception (as the SDK and the Magnum client both do) are retried.
-    Keystone refusing the credentials themselves raises from the login and is
-    never retried: repeated failed logins can lock an account.
+    exception (as the SDK and the Magnum client both do) are handled here; the
+    others keep keystoneauth's single re-login. Keystone refusing the
+    credentials themselves raises from the login and is never retried:
+    repeated failed logins can lock an account.
     """
     send = getattr(session, 'request', None)
     if not callable(send) or getattr(session, _MARK, False):
         return session
+    lock = threading.Lock()
+    # How many times a refusal made this session drop its token.
+    renewals = [0]
 
     def request(url, method, **kwargs):
         auth = kwargs.get('auth') or getattr(session, 'auth', None)
         retryable = (auth is not None and kwargs.get('authenticated') is not False
                      and kwargs.get('raise_exc') is False)
-        resp = send(url, method, **kwargs)
-        for dummy in range(retries if retryable else 0):
-            if getattr(resp, 'status_code', None) != 401:
-                break
-            # Drop the refused token first: one login and one request per retry. A plugin
-            # with nothing to drop would send the same refused credentials again.
-            if not auth.invalidate():
-                break
-            resp = send(url, method, **dict(kwargs, allow_reauth=False))
+        if not retryable:
+            return send(url, method, **kwargs)
+        kwargs = dict(kwargs, allow_reauth=False)
+        for attempt in range(retries + 1):
+            with lock:
+                seen = renewals[0]
+            resp = send(url, method, **kwargs)
+            if getattr(resp, 'status_code', None) != 401 or attempt == retries:
+                return resp
+            with lock:
+                # Drop the token only if no other thread has renewed it since this request
+                # left. A plugin with nothing to drop would send the same refused credentials.
+                if renewals[0] == seen:
+                    if not auth.invalidate():
+                        return resp
+                    renewals[0] += 1
         return resp
 
     # An instance attribute: the SDK's adapters and the clients call session.request.

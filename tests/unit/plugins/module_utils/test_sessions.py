@@ -48,7 +48,13 @@ class CountingLogin(ksa_plugin.BaseAuthPlugin):
         self.token = None
         self.wrong = wrong
 
+        self.lock = threading.Lock()
+
     def get_token(self, session, **kwargs):
+        with self.lock:
+            return self._login_if_needed()
+
+    def _login_if_needed(self):
         if self.token is None:
             self.logins += 1
             if self.wrong:
@@ -99,9 +105,33 @@ def test_a_service_refusing_every_token_is_given_up_on(service):
     auth = CountingLogin()
     resp = session_with(auth).request(service, 'GET', raise_exc=False)
     assert resp.status_code == 401
-    # keystoneauth's own re-login, then ours, each with its one re-sent request.
-    assert auth.logins == 2 + TOKEN_REFUSED_RETRIES
-    assert [token for dummy, token in Service.seen] == list(range(1, 3 + TOKEN_REFUSED_RETRIES))
+    # The first login, then one per refusal up to the bound, each with its one re-sent request.
+    assert auth.logins == 1 + TOKEN_REFUSED_RETRIES
+    assert [token for dummy, token in Service.seen] == list(range(1, 2 + TOKEN_REFUSED_RETRIES))
+
+
+def test_one_revocation_seen_by_many_threads_costs_one_login(service):
+    # Token 1 is revoked while sixteen threads use it: they share one renewal.
+    Service.accept_from = 2
+    auth = CountingLogin()
+    session = session_with(auth)
+    auth.get_token(session)
+    barrier = threading.Barrier(16)
+    codes = []
+
+    def call():
+        barrier.wait()
+        codes.append(session.request(service, 'GET', raise_exc=False).status_code)
+
+    threads = [threading.Thread(target=call) for dummy in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert codes == [200] * 16
+    # Some threads may have been refused after the renewal began; never one login per thread.
+    assert auth.logins == 2
+    assert sorted(token for dummy, token in Service.seen if token == 2) == [2] * 16
 
 
 def test_wrong_credentials_log_in_once(service):
