@@ -47,10 +47,10 @@ def refuse_unclear_input(argument_spec, **module_kwargs):
     if not errors or not isinstance(errors[0], NoLogError) or not named:
         return
     # Validation failed, so no option can be trusted to have its declared shape: accept them
-    # all as they are, and hide every option that holds a secret somewhere inside.
+    # all as they are, and hide every option that holds a secret somewhere inside (every
+    # value of such an option becomes a no_log value, the secrets among them included).
     loose = dict((name, {'type': 'raw', 'aliases': option.get('aliases') or [],
                          'no_log': bool(option.get('no_log') or _has_secret(option.get('options')))})
                  for name, option in argument_spec.items())
     module = AnsibleModule(argument_spec=loose, supports_check_mode=True)
-    module.no_log_values.update(result._no_log_values)  # pylint: disable=protected-access
     module.fail_json(msg='%s. Nothing was changed.' % '; '.join(dict.fromkeys(named)))

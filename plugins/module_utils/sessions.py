@@ -73,3 +73,27 @@ def retry_refused_tokens(session, retries=TOKEN_REFUSED_RETRIES):
     session.request = request
     setattr(session, _MARK, True)
     return session
+
+
+def widen_connection_pool(session, size):
+    """Let `size` threads keep their connections open on the keystoneauth `session`.
+
+    requests keeps 10 connections per host by default; more worker threads than
+    that would open and drop a connection per call. Each mounted adapter is
+    replaced by a new one of the same class built with the larger pool, through
+    the adapters' public constructor (keystoneauth mounts its TCP keep-alive
+    adapter, which is kept that way). A session that cannot be widened stays as
+    it is: a small pool is slower, not wrong.
+    """
+    http = getattr(session, 'session', None)
+    adapters = getattr(http, 'adapters', None)
+    if not adapters or size <= 10:
+        return False
+    widened = False
+    for prefix, adapter in list(adapters.items()):
+        try:
+            http.mount(prefix, type(adapter)(pool_maxsize=size, max_retries=adapter.max_retries))
+        except (TypeError, AttributeError, ValueError):
+            continue
+        widened = True
+    return widened

@@ -430,6 +430,7 @@ concurrency:
 '''
 
 from ansible_collections.hpcops.coe.plugins.module_utils.openstack import CoeOpenStackModule
+from ansible_collections.hpcops.coe.plugins.module_utils.sessions import widen_connection_pool
 from ansible_collections.hpcops.coe.plugins.module_utils import interfaces as ifc
 from ansible_collections.hpcops.coe.plugins.module_utils import magnum as mg
 from ansible_collections.hpcops.coe.plugins.module_utils import discovery as nodes
@@ -533,18 +534,6 @@ class ServerInterfacesModule(CoeOpenStackModule):
         if problems:
             self.fail_json(msg='Invalid input, nothing was changed: %s.' % '; '.join(problems))
 
-    def _size_http_pool(self, size):
-        # requests keeps 10 connections per host by default; more workers than that
-        # would open and drop a connection per call.
-        try:
-            http = self.conn.session.session
-            for adapter in set(http.adapters.values()):
-                if getattr(adapter, '_pool_maxsize', size) < size:
-                    adapter._pool_maxsize = size
-                    adapter.init_poolmanager(adapter._pool_connections, size, block=adapter._pool_block)
-        except Exception:  # noqa: BLE001 - a small pool is slower, not wrong
-            pass
-
     # ------------------------------------------------------------------ targets
 
     def _cluster_servers(self):
@@ -610,7 +599,7 @@ class ServerInterfacesModule(CoeOpenStackModule):
     def run(self):
         p = self.params
         self.validate_input()
-        self._size_http_pool(p['concurrency'])
+        widen_connection_pool(getattr(self.conn, 'session', None), p['concurrency'])
         cloud = ifc.SdkCloud(self.conn)
 
         servers, known_server_ids = self._targets(cloud)

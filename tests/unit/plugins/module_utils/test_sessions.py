@@ -13,7 +13,8 @@ from keystoneauth1 import exceptions as ksa_exc
 from keystoneauth1 import plugin as ksa_plugin
 from keystoneauth1 import session as ksa_session
 
-from ansible_collections.hpcops.coe.plugins.module_utils.sessions import TOKEN_REFUSED_RETRIES, retry_refused_tokens
+from ansible_collections.hpcops.coe.plugins.module_utils.sessions import (TOKEN_REFUSED_RETRIES, retry_refused_tokens,
+                                                                          widen_connection_pool)
 
 
 class Service(BaseHTTPRequestHandler):
@@ -164,3 +165,22 @@ def test_patching_twice_wraps_once():
     first = retry_refused_tokens(session).request
     assert retry_refused_tokens(session).request is first
     assert retry_refused_tokens(None) is None
+
+
+def test_the_connection_pool_is_widened_for_the_threads_keeping_keepalive_and_retries():
+    session = ksa_session.Session()
+    before = dict(session.session.adapters)
+    assert widen_connection_pool(session, 32)
+    for prefix, adapter in session.session.adapters.items():
+        assert type(adapter) is type(before[prefix])
+        assert adapter.max_retries.total == before[prefix].max_retries.total
+        # requests' public pool manager holds the size each new connection pool gets.
+        assert adapter.poolmanager.connection_pool_kw['maxsize'] == 32
+
+
+def test_a_pool_already_large_enough_or_no_session_is_left_alone():
+    session = ksa_session.Session()
+    before = dict(session.session.adapters)
+    assert not widen_connection_pool(session, 8)
+    assert session.session.adapters == before
+    assert not widen_connection_pool(None, 32)
