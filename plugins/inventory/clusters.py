@@ -21,10 +21,11 @@ description:
     a few paged C(GET /servers/detail) calls per cloud filtered by name, never
     one call per node, so the number of requests does not grow with the number
     of nodes except for paging.
-  - "Groups (names with characters other than letters, digits and C(_) replaced by C(_)):
-    C(cloud_<cloud>), C(cluster_<cluster>), C(cluster_<cluster>_master),
-    C(cluster_<cluster>_worker), C(cluster_<cluster>_nodegroup_<nodegroup>),
-    C(role_master), C(role_worker), C(nodegroup_<nodegroup>) and C(driver_heat) or C(driver_capi)."
+  - "Groups (names with characters other than letters, digits and C(_) replaced by C(_)), the same as
+    the cluster role gives the nodes it adds: C(coe_nodes); C(coe_masters) and C(coe_workers);
+    C(coe_cluster_<cluster>), C(coe_cluster_<cluster>_master), C(coe_cluster_<cluster>_worker);
+    C(coe_cluster_<cluster>_ng_<nodegroup>) and C(coe_ng_<nodegroup>); C(coe_cloud_<cloud>);
+    C(coe_driver_heat) or C(coe_driver_capi)."
   - "Host variables: C(ansible_host), C(ansible_user) (when known), and C(coe_cloud), C(coe_region),
     C(coe_cluster), C(coe_cluster_id), C(coe_cluster_status), C(coe_cluster_labels), C(coe_driver),
     C(coe_role), C(coe_nodegroup), C(coe_server_id), C(coe_server_name), C(coe_status), C(coe_flavor),
@@ -157,12 +158,12 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.errors import AnsibleParserError
-from ansible.inventory.group import to_safe_group_name
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
 from ansible_collections.hpcops.coe.plugins.module_utils import discovery
 from ansible_collections.hpcops.coe.plugins.module_utils.sessions import retry_refused_tokens
+from ansible_collections.hpcops.coe.plugins.plugin_utils.node_groups import choose_ansible_host, node_groups
 
 try:
     import openstack
@@ -186,10 +187,6 @@ _IDENTITY_AUTH_KEYS = (
 )
 
 
-def _group(name):
-    return to_safe_group_name(name, force=True, silent=True)
-
-
 def cloud_identity(cloud_region):
     """What tells one cloud's data from another's: no secrets, only who and where."""
     config = cloud_region.config or {}
@@ -203,22 +200,6 @@ def cloud_identity(cloud_region):
         if auth.get(key):
             identity[key] = auth[key]
     return identity
-
-
-def choose_ansible_host(addresses, network=None):
-    """The address to reach a node at: the named network's, else a floating IP, else the first fixed IP."""
-    def first(ips):
-        ips = [ip for ip in ips if ip]
-        v4 = [ip for ip in ips if ':' not in ip]
-        return (v4 or ips or [None])[0]
-
-    if network and network in addresses:
-        picked = first(addresses[network]['fixed']) or first(addresses[network]['floating'])
-        if picked:
-            return picked
-    floating = [ip for net in addresses.values() for ip in net['floating']]
-    fixed = [ip for net in addresses.values() for ip in net['fixed']]
-    return first(floating) or first(fixed)
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -485,16 +466,5 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     @staticmethod
     def _groups(cloud, cluster, node):
-        name = cluster['name'] or cluster['id']
-        groups = [
-            'cloud_%s' % cloud['cloud'],
-            'cluster_%s' % name,
-            'cluster_%s_%s' % (name, node['role']),
-            'role_%s' % node['role'],
-        ]
-        if node['nodegroup']:
-            groups.append('cluster_%s_nodegroup_%s' % (name, node['nodegroup']))
-            groups.append('nodegroup_%s' % node['nodegroup'])
-        if node['driver']:
-            groups.append('driver_%s' % node['driver'])
-        return [_group(g) for g in groups]
+        return node_groups(cluster['name'] or cluster['id'], node['role'], node['nodegroup'], node['driver'],
+                           cloud['cloud'])

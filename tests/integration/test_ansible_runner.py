@@ -104,13 +104,14 @@ def site(kube_world_factory, sim_cloud_factory, tmp_path, monkeypatch):  # noqa:
         'cluster_add_hosts': False,
         'cluster_kubeconfig_path': str(tmp_path / 'site.kubeconfig'),
         'networks_target_root': os.path.join(cloud.state_dir, 'nodes', '{{ inventory_hostname }}')}))
-    with open(os.path.join(REPO, 'playbooks', 'inventory', 'demo', 'group_vars', 'coe_nodes.yml')) as f:
-        (inventory / 'group_vars' / 'coe_workers.yml').write_text(f.read())
+    # The plugin groups the nodes as the cluster role does (coe_nodes, coe_workers, ...), so the
+    # demo's group variables apply unchanged.
+    shutil.copy(os.path.join(REPO, 'playbooks', 'inventory', 'demo', 'group_vars', 'coe_nodes.yml'),
+                inventory / 'group_vars' / 'coe_nodes.yml')
     (inventory / 'clusters.coe_clusters.yml').write_text(yaml.safe_dump({
         'plugin': 'hpcops.coe.clusters', 'clouds': ['hpcops-sim'], 'clusters': [CLUSTER]}))
     (inventory / 'hosts.yml').write_text(yaml.safe_dump({'all': {
-        'hosts': {'localhost': {'ansible_connection': 'local', 'ansible_python_interpreter': '{{ ansible_playbook_python }}'}},
-        'children': {'coe_workers': {'children': {'cluster_%s_worker' % CLUSTER.replace('-', '_'): {}}}}}}))
+        'hosts': {'localhost': {'ansible_connection': 'local', 'ansible_python_interpreter': '{{ ansible_playbook_python }}'}}}}))
     return {'kube': kube, 'cloud': cloud, 'private': private, 'tmp': tmp_path}
 
 

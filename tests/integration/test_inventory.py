@@ -120,38 +120,38 @@ def test_groups_hostvars_and_look_alikes(clouds):
                                groups={'gpu_nodes': "coe_nodegroup.startswith('gpu')"})
     assert listing.rc == 0, listing.stderr
 
-    heat = listing.hosts('cluster_heat_a')
+    heat = listing.hosts('coe_cluster_heat_a')
     assert len(heat) == 4, listing.stderr + str(sorted(listing.groups()))
-    assert len(listing.hosts('cluster_heat_a_master')) == 1
-    assert len(listing.hosts('cluster_heat_a_nodegroup_gpu')) == 1
+    assert len(listing.hosts('coe_cluster_heat_a_master')) == 1
+    assert len(listing.hosts('coe_cluster_heat_a_ng_gpu')) == 1
     capi_prefix = capi_b.get('stack_id') or capi_b.get('cluster_id')
-    assert listing.hosts('cluster_capi_b') == cluster_servers(clouds.sims['east'], capi_prefix + '-')
-    assert len(listing.hosts('cluster_capi_b_nodegroup_gpu')) == 1
-    assert len(listing.hosts('cluster_capi_b_nodegroup_gpu_a100')) == 2
-    assert len(listing.hosts('cluster_capi_b_worker')) == 5
-    assert len(listing.hosts('cluster_capi_c')) == 2
-    assert listing.hosts('cloud_east') == heat | listing.hosts('cluster_capi_b') | listing.hosts('cluster_capi_c')
+    assert listing.hosts('coe_cluster_capi_b') == cluster_servers(clouds.sims['east'], capi_prefix + '-')
+    assert len(listing.hosts('coe_cluster_capi_b_ng_gpu')) == 1
+    assert len(listing.hosts('coe_cluster_capi_b_ng_gpu_a100')) == 2
+    assert len(listing.hosts('coe_cluster_capi_b_worker')) == 5
+    assert len(listing.hosts('coe_cluster_capi_c')) == 2
+    assert listing.hosts('coe_cloud_east') == heat | listing.hosts('coe_cluster_capi_b') | listing.hosts('coe_cluster_capi_c')
     # West is the default scenario: its Heat and CAPI clusters, under the same kind of groups.
-    assert listing.hosts('cloud_west') == listing.hosts('cluster_hpc_heat') | listing.hosts('cluster_hpc_capi')
-    assert listing.hosts('role_master') >= listing.hosts('cluster_hpc_heat_master')
-    assert listing.hosts('driver_capi') >= listing.hosts('cluster_hpc_capi')
-    assert listing.hosts('gpu_nodes') == (listing.hosts('nodegroup_gpu') | listing.hosts('nodegroup_gpu_a100'))
+    assert listing.hosts('coe_cloud_west') == listing.hosts('coe_cluster_hpc_heat') | listing.hosts('coe_cluster_hpc_capi')
+    assert listing.hosts('coe_masters') >= listing.hosts('coe_cluster_hpc_heat_master')
+    assert listing.hosts('coe_driver_capi') >= listing.hosts('coe_cluster_hpc_capi')
+    assert listing.hosts('gpu_nodes') == (listing.hosts('coe_ng_gpu') | listing.hosts('coe_ng_gpu_a100'))
     assert listing.hosts('flavor_bm_gpu') == listing.hosts('gpu_nodes')
 
     everything = listing.hosts()
     for stranger in LOOK_ALIKES:
         assert stranger not in everything
     # Clusters being created are left out.
-    assert 'cluster_building' not in listing.groups() and 'cluster_hpc_building' not in listing.groups()
+    assert 'coe_cluster_building' not in listing.groups() and 'coe_cluster_hpc_building' not in listing.groups()
 
-    heat_worker = sorted(h for h in listing.hosts('cluster_heat_a_worker') if '-gpu-' not in h)[0]
+    heat_worker = sorted(h for h in listing.hosts('coe_cluster_heat_a_worker') if '-gpu-' not in h)[0]
     hv = listing.hostvars[heat_worker]
     assert hv['ansible_host'] == hv['coe_ips']['eth-25g']  # the named network
     assert hv['ansible_user'] == 'core'  # the cluster's ssh_user label
     assert hv['coe_driver'] == 'heat' and hv['coe_role'] == 'worker' and hv['coe_nodegroup'] == 'default-worker'
     assert hv['coe_cloud'] == 'east' and hv['coe_cluster'] == 'heat-a' and hv['coe_flavor'] == 'bm.compute'
     assert set(hv['coe_addresses']) == {'private', 'eth-25g'}
-    capi_master = sorted(listing.hosts('cluster_capi_b_master'))[0]
+    capi_master = sorted(listing.hosts('coe_cluster_capi_b_master'))[0]
     hv = listing.hostvars[capi_master]
     assert hv['ansible_host'] == hv['coe_ips']['private']  # not on eth-25g: the first fixed IP
     assert hv['ansible_user'] == 'ubuntu'  # by the image's os_distro
@@ -170,7 +170,7 @@ def test_cache_hit_flush_and_no_other_clouds_data(clouds):
                  clouds=['east'])
     first = clouds.inventory(**cache)
     assert first.rc == 0, first.stderr
-    assert 'cluster_heat_a' in first.groups()
+    assert 'coe_cluster_heat_a' in first.groups()
 
     clouds.reset()
     second = clouds.inventory(**cache)
@@ -189,14 +189,14 @@ def test_cache_hit_flush_and_no_other_clouds_data(clouds):
     moved = clouds.inventory(**cache)
     assert moved.rc == 0, moved.stderr
     assert clouds.requests('west')['total'] > 0
-    assert 'cluster_heat_a' not in moved.groups()
-    assert 'cluster_hpc_heat' in moved.groups() and moved.hosts('cloud_east') == moved.hosts()
+    assert 'coe_cluster_heat_a' not in moved.groups()
+    assert 'coe_cluster_hpc_heat' in moved.groups() and moved.hosts('coe_cloud_east') == moved.hosts()
 
     # Selecting other clouds is another cache entry too.
     clouds.entries['east'] = sim_cloud_entry(clouds.sims['east'])
     clouds.write()
     both = clouds.inventory(**dict(cache, clouds=['east', 'west']))
-    assert both.rc == 0 and {'cloud_east', 'cloud_west', 'cluster_heat_a', 'cluster_hpc_heat'} <= both.groups()
+    assert both.rc == 0 and {'coe_cloud_east', 'coe_cloud_west', 'coe_cluster_heat_a', 'coe_cluster_hpc_heat'} <= both.groups()
 
 
 def test_failing_cloud_with_and_without_fail_on_errors(clouds):
@@ -206,12 +206,12 @@ def test_failing_cloud_with_and_without_fail_on_errors(clouds):
     partial = clouds.inventory(**cache)
     assert partial.rc == 0, partial.stderr
     assert "cloud 'west'" in partial.stderr and '503' in partial.stderr
-    assert 'cluster_heat_a' in partial.groups() and not partial.hosts('cloud_west')
+    assert 'coe_cluster_heat_a' in partial.groups() and not partial.hosts('coe_cloud_west')
 
     # The partial answer was not cached: once west recovers, its nodes appear.
     clouds.sims['west'].clear_faults()
     recovered = clouds.inventory(**cache)
-    assert recovered.rc == 0 and recovered.hosts('cloud_west')
+    assert recovered.rc == 0 and recovered.hosts('coe_cloud_west')
 
     clouds.sims['west'].set_faults([{'service': 'magnum', 'path_regex': '/clusters', 'status': 503}])
     failed = clouds.inventory(fail_on_errors=True)
@@ -223,13 +223,13 @@ def test_cluster_selection_and_clusters_being_built(clouds):
     listing = clouds.inventory(clouds=['east'], clusters=['capi-c', 'building', 'no-such-cluster'],
                                skip_statuses=[], inventory_hostname='id')
     assert listing.rc == 0, listing.stderr
-    assert {'cluster_capi_c', 'cluster_building'} <= listing.groups()
-    assert 'cluster_heat_a' not in listing.groups() and 'cluster_capi_b' not in listing.groups()
+    assert {'coe_cluster_capi_c', 'coe_cluster_building'} <= listing.groups()
+    assert 'coe_cluster_heat_a' not in listing.groups() and 'coe_cluster_capi_b' not in listing.groups()
     assert "no cluster named 'no-such-cluster'" in listing.stderr
     state = clouds.sims['east'].state()
     ids = dict((s['name'], s['id']) for s in state['servers'])
     assert all(h in ids.values() for h in listing.hosts())
-    assert len(listing.hosts('cluster_building')) == 2
+    assert len(listing.hosts('coe_cluster_building')) == 2
 
 
 # One transient answer from each service the inventory reads; the shared retry policy must cure them.

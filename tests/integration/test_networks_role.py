@@ -365,7 +365,7 @@ def test_with_the_clusters_inventory(sim_cloud_factory, tmp_path):
     inventory.write_text(json.dumps({'plugin': 'hpcops.coe.clusters', 'clouds': ['hpcops-sim'],
                                      'clusters': ['hpc-heat']}))
     extravars = tmp_path / 'vars.json'
-    extravars.write_text(json.dumps({'networks_test_group': 'cluster_hpc_heat_worker', 'networks_test_roots': str(roots),
+    extravars.write_text(json.dumps({'networks_test_group': 'coe_cluster_hpc_heat_worker', 'networks_test_roots': str(roots),
                                      'networks_cluster': 'hpc-heat', 'networks_backend': 'systemd-networkd',
                                      'networks_list': [{'name': 'ib-100g', 'kind': 'infiniband'}]}))
     env = dict(os.environ)

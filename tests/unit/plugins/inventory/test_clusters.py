@@ -19,6 +19,7 @@ from ansible.plugins.loader import inventory_loader
 from ansible.utils.display import Display
 
 from ansible_collections.hpcops.coe.plugins.inventory import clusters as plugin_module
+from ansible_collections.hpcops.coe.plugins.plugin_utils.node_groups import choose_ansible_host
 from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_discovery import FakeCloud, FakeImage
 
 
@@ -133,26 +134,26 @@ def test_groups_and_hostvars_across_drivers_and_clouds(world):
     east = world.clouds['east']
     heat_hosts = sorted(s['name'] for s in east.servers if s['name'].startswith('heat-a-'))
     heat_hosts.remove('heat-a-abcdefghijkl-bastion')
-    assert members(inv, 'cluster_heat_a') == heat_hosts
-    assert members(inv, 'cluster_capi_b') == [
+    assert members(inv, 'coe_cluster_heat_a') == heat_hosts
+    assert members(inv, 'coe_cluster_capi_b') == [
         'kube-b1c2d-control-plane-00000-x0', 'kube-b1c2d-default-worker-r0000-q0',
         'kube-b1c2d-default-worker-r0001-q1', 'kube-b1c2d-gpu-a100-r0000-q0']
-    assert members(inv, 'cluster_capi_b_master') == ['kube-b1c2d-control-plane-00000-x0']
-    assert members(inv, 'cluster_capi_b_nodegroup_gpu_a100') == ['kube-b1c2d-gpu-a100-r0000-q0']
-    assert members(inv, 'cluster_heat_a_nodegroup_gpu') == [h for h in heat_hosts if h.startswith('heat-a-gpu-')]
-    assert members(inv, 'cluster_capi_w') == ['kube-w0000-control-plane-00000-x0',
-                                              'kube-w0000-default-worker-r0000-q0']
-    assert len(members(inv, 'role_master')) == 3
-    assert members(inv, 'cloud_west') == members(inv, 'cluster_capi_w')
-    assert set(members(inv, 'driver_heat')) == set(heat_hosts)
-    assert 'nodegroup_default_worker' in inv.groups
+    assert members(inv, 'coe_cluster_capi_b_master') == ['kube-b1c2d-control-plane-00000-x0']
+    assert members(inv, 'coe_cluster_capi_b_ng_gpu_a100') == ['kube-b1c2d-gpu-a100-r0000-q0']
+    assert members(inv, 'coe_cluster_heat_a_ng_gpu') == [h for h in heat_hosts if h.startswith('heat-a-gpu-')]
+    assert members(inv, 'coe_cluster_capi_w') == ['kube-w0000-control-plane-00000-x0',
+                                                  'kube-w0000-default-worker-r0000-q0']
+    assert len(members(inv, 'coe_masters')) == 3
+    assert members(inv, 'coe_cloud_west') == members(inv, 'coe_cluster_capi_w')
+    assert set(members(inv, 'coe_driver_heat')) == set(heat_hosts)
+    assert 'coe_ng_default_worker' in inv.groups
 
     everything = set(inv.hosts)
     for stranger in ('kube-b1c2dd-default-worker-aaaaa-bbbbb', 'heat-a-abcdefghijkl-bastion', 'jupyter'):
         assert stranger not in everything
     # The cluster being created is left out by default.
     assert not any(h.startswith('building-') for h in everything)
-    assert 'cluster_building' not in inv.groups
+    assert 'coe_cluster_building' not in inv.groups
 
     master = hostvars(inv, 'kube-b1c2d-control-plane-00000-x0')
     assert master['coe_role'] == 'master' and master['coe_driver'] == 'capi'
@@ -192,9 +193,9 @@ def test_selected_clusters_constructed_and_hostname_by_id(world):
         groups={'gpu_nodes': "'gpu' in coe_nodegroup"},
         keyed_groups=[{'key': 'coe_flavor', 'prefix': 'flavor'}]))
     east_ids = set(s['id'] for s in world.clouds['east'].servers if s['name'].startswith('kube-b1c2d-'))
-    assert set(members(inv, 'cluster_capi_b')) == east_ids
-    assert 'cluster_heat_a' not in inv.groups
-    assert len(members(inv, 'cluster_capi_w')) == 2
+    assert set(members(inv, 'coe_cluster_capi_b')) == east_ids
+    assert 'coe_cluster_heat_a' not in inv.groups
+    assert len(members(inv, 'coe_cluster_capi_w')) == 2
     gpu = members(inv, 'gpu_nodes')
     assert len(gpu) == 1 and hostvars(inv, gpu[0])['node_kind'] == 'worker-gpu-a100'
     assert len(members(inv, 'flavor_bm_large')) == 6
@@ -260,7 +261,7 @@ def test_failing_cloud_is_a_warning_by_default_and_not_cached(world):
         inv = world.parse(path)
     warnings = ' '.join(str(c) for c in warning.call_args_list)
     assert "cloud 'west'" in warnings and 'Keystone unreachable' in warnings
-    assert 'cluster_capi_b' in inv.groups and 'cluster_capi_w' not in inv.groups
+    assert 'coe_cluster_capi_b' in inv.groups and 'coe_cluster_capi_w' not in inv.groups
     # The partial result was not cached: the next run asks the clouds again.
     calls = world.calls()
     world.parse(path)
@@ -281,7 +282,7 @@ def test_failing_cluster_is_reported_by_name(world):
     with mock.patch.object(Display, 'warning') as warning:
         inv = world.parse(world.config())
     assert 'engine down' in str(warning.call_args_list)
-    assert 'cluster_heat_a' not in inv.groups and 'cluster_capi_b' in inv.groups
+    assert 'coe_cluster_heat_a' not in inv.groups and 'coe_cluster_capi_b' in inv.groups
 
 
 def test_unknown_cloud_name(world):
@@ -291,14 +292,14 @@ def test_unknown_cloud_name(world):
 
 def test_skip_statuses_can_include_clusters_being_built(world):
     inv = world.parse(world.config(skip_statuses=[]))
-    assert members(inv, 'cluster_building') == ['building-aaaaaaaaaaaa-master-0', 'building-aaaaaaaaaaaa-node-0']
+    assert members(inv, 'coe_cluster_building') == ['building-aaaaaaaaaaaa-master-0', 'building-aaaaaaaaaaaa-node-0']
 
 
 def test_choose_ansible_host():
     addrs = {'a': {'fixed': ['fd00::1', '10.0.0.1'], 'floating': [], 'mac': None},
              'b': {'fixed': ['10.1.0.1'], 'floating': ['172.24.4.1'], 'mac': None}}
-    assert plugin_module.choose_ansible_host(addrs, 'a') == '10.0.0.1'
-    assert plugin_module.choose_ansible_host(addrs, 'zzz') == '172.24.4.1'
-    assert plugin_module.choose_ansible_host(addrs) == '172.24.4.1'
-    assert plugin_module.choose_ansible_host({'a': addrs['a']}) == '10.0.0.1'
-    assert plugin_module.choose_ansible_host({}) is None
+    assert choose_ansible_host(addrs, 'a') == '10.0.0.1'
+    assert choose_ansible_host(addrs, 'zzz') == '172.24.4.1'
+    assert choose_ansible_host(addrs) == '172.24.4.1'
+    assert choose_ansible_host({'a': addrs['a']}) == '10.0.0.1'
+    assert choose_ansible_host({}) is None
