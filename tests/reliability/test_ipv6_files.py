@@ -66,8 +66,8 @@ def rendered(tmp_path_factory):
         'networks_host_server': server, 'networks_links': [], 'networks_file_prefix': '50-hpcops-',
         'networks_list': [{'name': n} for n in sorted(SUBNETS)]},
         'tasks': [
-            {'name': 'interfaces', 'ansible.builtin.set_fact': {'networks_node_interfaces': "{{ lookup("
-             "'ansible.builtin.template', '%s/node_interfaces.json.j2') | from_json }}" % TEMPLATES}},
+            {'name': 'interfaces', 'ansible.builtin.set_fact': {'networks_node_interfaces': "{{ networks_host_server"
+             " | hpcops.coe.node_interfaces(networks_list, networks_links, networks_file_prefix) }}"}},
             {'name': 'networkd', 'ansible.builtin.set_fact': {
                 'networkd_files': render % ('networkd.network.j2', '.network')}},
             {'name': 'nm', 'ansible.builtin.set_fact': {
