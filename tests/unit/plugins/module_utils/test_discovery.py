@@ -8,29 +8,19 @@ __metaclass__ = type
 import itertools
 import json
 import re
-from unittest import mock
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 from requests.structures import CaseInsensitiveDict
 
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
-
-from ansible_collections.openstack.cloud.plugins.module_utils.openstack import OpenStackModule
 from ansible_collections.hpcops.coe.plugins.module_utils import magnum as mg
 from ansible_collections.hpcops.coe.plugins.module_utils import discovery
 from ansible_collections.hpcops.coe.plugins.module_utils.rest import ApiError
+from ansible_collections.hpcops.coe.tests.unit.plugins.fakes import run_openstack_module
 
 
-@pytest.fixture(autouse=True)
-def _no_retry_waits(monkeypatch):
-    """Reads retry transient errors with real sleeps; the errors these tests inject need no waiting."""
-    import time as real_time
-    import types
-    from ansible_collections.hpcops.coe.plugins.module_utils import retries as retry_layer
-    monkeypatch.setattr(retry_layer, 'time', types.SimpleNamespace(
-        sleep=lambda seconds: None, monotonic=real_time.monotonic, time=real_time.time))
+# Reads retry transient errors with real sleeps; the errors these tests inject need no waiting.
+pytestmark = pytest.mark.usefixtures('no_retry_waits')
 
 
 # ---------------------------------------------------------------------------
@@ -359,39 +349,9 @@ def names(found):
     return sorted(n['name'] for n in found)
 
 
-class ModuleExit(Exception):
-    """How a module run on a FakeCloud ended: its result and whether it failed."""
-
-    def __init__(self, result, failed):
-        super(ModuleExit, self).__init__(json.dumps(result, default=str)[:2000])
-        self.result = result
-        self.failed = failed
-
-
-def _exit_json(self, **kwargs):
-    raise ModuleExit(kwargs, False)
-
-
-def _fail_json(self, msg, **kwargs):
-    kwargs['msg'] = msg
-    raise ModuleExit(kwargs, True)
-
-
-def run_module(main, conn, **args):
-    """Run a module's main() as Ansible would, with ``conn`` in place of openstacksdk's connection."""
-    args.setdefault('cloud', 'sim')
-    with patch_module_args(args), \
-            mock.patch.object(OpenStackModule, 'openstack_cloud_from_module', return_value=(mock.MagicMock(), conn)), \
-            mock.patch.object(basic.AnsibleModule, 'exit_json', _exit_json), \
-            mock.patch.object(basic.AnsibleModule, 'fail_json', _fail_json):
-        with pytest.raises(ModuleExit) as exited:
-            main()
-    return exited.value
-
-
 def module_ok(main, conn, **args):
     """The result of a successful, read-only module run."""
-    out = run_module(main, conn, **args)
+    out = run_openstack_module(main, conn, args)
     assert not out.failed, out.result.get('msg')
     assert out.result['changed'] is False
     return out.result
@@ -399,7 +359,7 @@ def module_ok(main, conn, **args):
 
 def module_failed(main, conn, **args):
     """The result of a module run that must fail."""
-    out = run_module(main, conn, **args)
+    out = run_openstack_module(main, conn, args)
     assert out.failed, out.result
     return out.result
 

@@ -13,7 +13,7 @@ import pytest
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.hpcops.coe.plugins.module_utils import kube_module
-from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_kube import FakeKube
+from ansible_collections.hpcops.coe.tests.unit.plugins.fakes import FakeKube
 
 
 class Ended(Exception):
