@@ -5,7 +5,8 @@
 run_module() runs a module's main() as Ansible would and returns how it ended;
 run_kube_module() and run_openstack_module() do so with FakeKube or an
 in-memory connection in place of the real client. FakeKube is Kube's interface
-over dicts; Clock is a clock whose sleeps only move it on.
+over dicts; FakeCloud answers the OpenStack routes discovery uses; Clock is a
+clock whose sleeps only move it on.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -14,10 +15,14 @@ __metaclass__ = type
 
 import contextlib
 import copy
+import itertools
 import json
+import re
 from unittest import mock
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
+from requests.structures import CaseInsensitiveDict
 
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
@@ -209,3 +214,339 @@ def node(name, kernel='5.14.0-427.13.1.el9_4.x86_64', labels=None, allocatable=N
             'metadata': {'name': name, 'labels': dict(labels or {}), 'annotations': dict(annotations or {})},
             'spec': {'taints': taints} if taints else {},
             'status': {'nodeInfo': {'kernelVersion': kernel}, 'allocatable': dict(allocatable or {})}}
+
+
+# ---------------------------------------------------------------- OpenStack
+# An in-memory cloud answering the few routes discovery uses, recording every call; the discovery,
+# Heat, module and inventory tests use it.
+
+class FakeResponse:
+    def __init__(self, status, body=None):
+        self.status_code = status
+        self._body = body
+        self.content = b'' if body is None else json.dumps(body).encode()
+        self.text = self.content.decode()
+        self.reason = 'fake'
+        self.headers = CaseInsensitiveDict({'Content-Type': 'application/json'} if body is not None else {})
+
+    def json(self):
+        if self._body is None:
+            raise ValueError('no body')
+        return self._body
+
+
+class FakeAdapter:
+    def __init__(self, cloud, service):
+        self.cloud = cloud
+        self.service_type = service
+
+    def get(self, url, params=None, headers=None, raise_exc=False):
+        parsed = urlparse(url)
+        # Next links are absolute and carry the endpoint's version prefix.
+        parsed = parsed._replace(path=re.sub(r'^/v2\.1(?=/)', '', parsed.path))
+        query = dict((k, v if len(v) > 1 else v[0]) for k, v in parse_qs(parsed.query).items())
+        query.update(params or {})
+        self.cloud.calls.append((self.service_type, parsed.path, query, dict(headers or {})))
+        fault = self.cloud.faults.get((self.service_type, parsed.path))
+        if fault:
+            return FakeResponse(fault[0], fault[1])
+        return getattr(self.cloud, 'route_' + self.service_type.replace('-', '_'))(parsed.path, query, headers or {})
+
+
+class FakeSession:
+    """The connection's keystoneauth session as python-magnumclient uses it: Magnum requests go to the fake."""
+
+    def __init__(self, cloud):
+        self.cloud = cloud
+
+    def get_endpoint(self, service_type=None, **kwargs):
+        return 'http://magnum.fake/v1' if service_type == 'container-infra' else None
+
+    def request(self, url, method, headers=None, **kwargs):
+        assert method == 'GET', 'discovery only reads Magnum'
+        return self.cloud.container_infrastructure_management.get(url, headers=headers)
+
+
+class FakeConfig:
+    def get_region_name(self, service_type):
+        return 'RegionOne'
+
+    def get_interface(self, service_type):
+        return 'public'
+
+    def get_endpoint(self, service_type):
+        return None
+
+
+def make_server(name, server_id, addresses=None, flavor='bm.large', image='img-fcos', status='ACTIVE'):
+    nets = {}
+    for net, entries in (addresses or {}).items():
+        nets[net] = [{'addr': addr, 'version': 6 if ':' in addr else 4, 'OS-EXT-IPS:type': kind,
+                      'OS-EXT-IPS-MAC:mac_addr': 'fa:16:3e:%s' % server_id[-8:]} for addr, kind in entries]
+    return {'id': server_id, 'name': name, 'status': status, 'addresses': nets,
+            'flavor': {'original_name': flavor, 'vcpus': 64}, 'image': {'id': image} if image else '',
+            'OS-EXT-AZ:availability_zone': 'nova'}
+
+
+# IDs are unique across clouds, as UUIDs are.
+_SEQUENCE = itertools.count(1)
+
+
+class FakeCloud:
+    """Magnum, Heat and Nova answers shaped like the real APIs (as far as discovery reads them)."""
+
+    def __init__(self, nova_page=1000, nodegroup_api=True, max_nova_microversion=(2, 96)):
+        self.calls = []
+        self.faults = {}
+        self.clusters = []
+        self.nodegroups = {}
+        self.stacks = {}
+        self.resources = {}
+        self.servers = []
+        self.flavors = {}
+        self.images = {}
+        self.nova_page = nova_page
+        self.nodegroup_api = nodegroup_api
+        self.max_nova_microversion = max_nova_microversion
+        self.compute = FakeAdapter(self, 'compute')
+        self.orchestration = FakeAdapter(self, 'orchestration')
+        self.container_infrastructure_management = FakeAdapter(self, 'container-infra')
+        self.session = FakeSession(self)
+        self.config = FakeConfig()
+        self.image = FakeImageProxy(self)
+        self.closed = False
+        self._seq = 0
+
+    def close(self):
+        self.closed = True
+
+    def _id(self, prefix='id'):
+        self._seq = next(_SEQUENCE)
+        return '%08x-0000-4000-8000-%012x' % (self._seq, self._seq) if prefix == 'uuid' else '%s-%d' % (prefix, self._seq)
+
+    def count(self, service=None, path_re=None):
+        return len([c for c in self.calls if (service is None or c[0] == service)
+                    and (path_re is None or re.search(path_re, c[1]))])
+
+    # ---- scenario builders
+
+    def add_server(self, name, **kwargs):
+        server = make_server(name, kwargs.pop('server_id', None) or self._id('uuid'), **kwargs)
+        self.servers.append(server)
+        return server
+
+    def _addresses(self, index, net='cluster-net', floating=False):
+        addrs = [('10.0.%d.%d' % (index // 250, index % 250 + 2), 'fixed')]
+        if floating:
+            addrs.append(('172.24.%d.%d' % (index // 250, index % 250 + 2), 'floating'))
+        return {net: addrs}
+
+    def add_capi_cluster(self, name, capi_name, masters=1, workers=None, status='CREATE_COMPLETE', labels=None,
+                         extra_ngs=()):
+        """workers: {nodegroup name: count}; servers named like the CAPI drivers name them."""
+        uuid = self._id('uuid')
+        workers = workers if workers is not None else {'default-worker': 2}
+        cluster = {'uuid': uuid, 'name': name, 'status': status, 'stack_id': capi_name,
+                   'labels': labels or {}, 'master_count': masters,
+                   'node_count': sum(workers.values()), 'cluster_template_id': 'tpl', 'keypair': 'kp'}
+        self.clusters.append(cluster)
+        ngs = [{'uuid': self._id('uuid'), 'name': 'default-master', 'role': 'master', 'is_default': True,
+                'stack_id': capi_name, 'node_count': masters}]
+        for ng_name, count in workers.items():
+            ngs.append({'uuid': self._id('uuid'), 'name': ng_name, 'role': 'worker',
+                        'is_default': ng_name == 'default-worker', 'stack_id': capi_name, 'node_count': count})
+        for ng_name in extra_ngs:
+            ngs.append({'uuid': self._id('uuid'), 'name': ng_name, 'role': 'worker', 'is_default': False,
+                        'stack_id': capi_name, 'node_count': 0})
+        self.nodegroups[uuid] = ngs
+        n = len(self.servers)
+        for i in range(masters):
+            self.add_server('%s-control-plane-%05d-x%d' % (capi_name, i, i), addresses=self._addresses(n + i))
+        n = len(self.servers)
+        for ng_name, count in workers.items():
+            for i in range(count):
+                self.add_server('%s-%s-r%04d-q%d' % (capi_name, ng_name, i, i),
+                                addresses=self._addresses(n + i, floating=True))
+            n = len(self.servers)
+        return cluster
+
+    def _heat_stack(self, stack_name, groups, status='CREATE_COMPLETE', server_names=None):
+        """A stack whose ResourceGroups hold one member stack per server, as Heat nests them."""
+        stack_id = self._id('uuid')
+        self.stacks[stack_id] = {'id': stack_id, 'stack_name': stack_name, 'stack_status': status,
+                                 'outputs': [{'output_key': 'api_address', 'output_value': '10.0.0.2'}]}
+        rows = []
+        base = 'http://heat/v1/p/stacks'
+
+        def link(sname, sid):
+            return [{'rel': 'stack', 'href': '%s/%s/%s' % (base, sname, sid)}]
+
+        for group, (server_resource, server_names_in_group) in groups.items():
+            group_stack = self._id('uuid')
+            rows.append({'resource_name': group, 'resource_type': 'OS::Heat::ResourceGroup',
+                         'physical_resource_id': group_stack, 'resource_status': 'CREATE_COMPLETE',
+                         'links': link(stack_name, stack_id)})
+            for i, server in enumerate(server_names_in_group):
+                member_stack = self._id('uuid')
+                rows.append({'resource_name': str(i), 'resource_type': 'file:///member.yaml',
+                             'physical_resource_id': member_stack, 'resource_status': 'CREATE_COMPLETE',
+                             'parent_resource': group, 'links': link('%s-%s' % (stack_name, group), group_stack)})
+                rows.append({'resource_name': server_resource, 'resource_type': 'OS::Nova::Server',
+                             'physical_resource_id': server['id'] if server else '',
+                             'resource_status': 'CREATE_COMPLETE' if server else 'CREATE_IN_PROGRESS',
+                             'parent_resource': str(i), 'links': link('%s-%d' % (stack_name, i), member_stack)})
+        self.resources[stack_id] = rows
+        return self.stacks[stack_id]
+
+    def add_heat_cluster(self, name, stack_name, masters=1, workers=2, status='CREATE_COMPLETE',
+                         extra_ngs=None, labels=None, server_resources=('kube-master', 'kube-minion'),
+                         unbuilt_workers=0):
+        """extra_ngs: {nodegroup name: count}, each with a stack of its own."""
+        uuid = self._id('uuid')
+        n = len(self.servers)
+        master_servers = [self.add_server('%s-master-%d' % (stack_name, i), addresses=self._addresses(n + i))
+                          for i in range(masters)]
+        n = len(self.servers)
+        worker_servers = [self.add_server('%s-node-%d' % (stack_name, i),
+                                          addresses=self._addresses(n + i, floating=True))
+                          for i in range(workers)] + [None] * unbuilt_workers
+        stack = self._heat_stack(stack_name, {'kube_masters': (server_resources[0], master_servers),
+                                              'kube_minions': (server_resources[1], worker_servers)})
+        cluster = {'uuid': uuid, 'name': name, 'status': status, 'stack_id': stack['id'], 'labels': labels or {},
+                   'master_count': masters, 'node_count': workers, 'cluster_template_id': 'tpl', 'keypair': 'kp'}
+        self.clusters.append(cluster)
+        ngs = [{'uuid': self._id('uuid'), 'name': 'default-master', 'role': 'master', 'is_default': True,
+                'stack_id': stack['id']},
+               {'uuid': self._id('uuid'), 'name': 'default-worker', 'role': 'worker', 'is_default': True,
+                'stack_id': stack['id']}]
+        for ng_name, count in (extra_ngs or {}).items():
+            ng_stack_name = '%s-%s-%s' % (name[:20], ng_name[:9], 'ngid%08d' % self._seq)
+            n = len(self.servers)
+            ng_servers = [self.add_server('%s-node-%d' % (ng_stack_name, i), addresses=self._addresses(n + i))
+                          for i in range(count)]
+            ng_stack = self._heat_stack(ng_stack_name, {'kube_minions': ('kube-minion', ng_servers)})
+            ngs.append({'uuid': self._id('uuid'), 'name': ng_name, 'role': 'worker', 'is_default': False,
+                        'stack_id': ng_stack['id']})
+        self.nodegroups[uuid] = ngs
+        return cluster
+
+    # ---- routes
+
+    def route_container_infra(self, path, query, headers):
+        path = path.rstrip('/')  # Magnum, like python-magnumclient, takes /clusters/ for /clusters
+        if path == '/clusters':
+            return FakeResponse(200, {'clusters': self.clusters, 'next': None})
+        match = re.match(r'^/clusters/([^/]+)/nodegroups$', path)
+        if match:
+            if not self.nodegroup_api:
+                return FakeResponse(406, {'errors': [{'title': 'Not Acceptable', 'detail': 'Version 1.9 not supported'}]})
+            ngs = self.nodegroups.get(match.group(1))
+            if ngs is None:
+                return FakeResponse(404, {'errors': [{'title': 'Not Found', 'detail': 'Cluster %s could not be found' % match.group(1)}]})
+            return FakeResponse(200, {'nodegroups': ngs, 'next': None})
+        return FakeResponse(404, {'errors': [{'title': 'Not Found', 'detail': 'no route %s' % path}]})
+
+    def route_orchestration(self, path, query, headers):
+        parts = path.strip('/').split('/')
+        if parts[0] != 'stacks':
+            return FakeResponse(404, {'error': {'message': 'no route'}})
+        if len(parts) == 1:
+            ids = query.get('id') or []
+            ids = [ids] if isinstance(ids, str) else ids
+            listed = [dict((k, v) for k, v in s.items() if k != 'outputs') for s in self.stacks.values()
+                      if not ids or s['id'] in ids]
+            return FakeResponse(200, {'stacks': listed})
+        if len(parts) == 2:
+            for stack in self.stacks.values():
+                if parts[1] in (stack['id'], stack['stack_name']):
+                    # Heat leaves the outputs out, rather than resolving them, when asked to.
+                    if str(query.get('resolve_outputs', 'true')).lower() == 'false':
+                        return FakeResponse(200, {'stack': dict((k, v) for k, v in stack.items() if k != 'outputs')})
+                    return FakeResponse(200, {'stack': stack})
+            return FakeResponse(404, {'explanation': 'not found', 'error': {'message': 'The Stack (%s) could not be found.' % parts[1]}})
+        if len(parts) == 4 and parts[3] == 'resources':
+            rows = list(self.resources.get(parts[2], []))
+            types = query.get('type')
+            if types:
+                types = [types] if isinstance(types, str) else types
+                rows = [r for r in rows if r['resource_type'] in types]
+            return FakeResponse(200, {'resources': rows})
+        return FakeResponse(404, {'error': {'message': 'no route'}})
+
+    def _microversion(self, headers):
+        value = headers.get('OpenStack-API-Version')
+        if not value:
+            return (2, 1)
+        major, minor = value.split()[-1].split('.')
+        return (int(major), int(minor))
+
+    def route_compute(self, path, query, headers):
+        version = self._microversion(headers)
+        if version > self.max_nova_microversion:
+            return FakeResponse(406, {'computeFault': {'message': 'Version %d.%d is not supported' % version}})
+
+        def shaped(server):
+            if version >= (2, 47):
+                return server
+            flavor = server['flavor']['original_name']
+            return dict(server, flavor={'id': self.flavors.setdefault(flavor, 'fl-' + flavor)})
+
+        if path == '/servers/detail':
+            servers = self.servers
+            if query.get('name'):
+                servers = [s for s in servers if re.search(query['name'], s['name'])]
+            limit = int(query.get('limit') or self.nova_page)
+            start = 0
+            if query.get('marker'):
+                start = [s['id'] for s in servers].index(query['marker']) + 1
+            page = servers[start:start + limit]
+            body = {'servers': [shaped(s) for s in page]}
+            if len(page) == limit and start + limit < len(servers) + 1 and page:
+                nxt = dict((k, v) for k, v in query.items() if k != 'marker')
+                nxt.update(limit=limit, marker=page[-1]['id'])
+                body['servers_links'] = [{'rel': 'next', 'href': 'http://nova/v2.1/servers/detail?' + urlencode(nxt)}]
+            return FakeResponse(200, body)
+        match = re.match(r'^/servers/([^/]+)$', path)
+        if match:
+            for server in self.servers:
+                if server['id'] == match.group(1):
+                    return FakeResponse(200, {'server': shaped(server)})
+            return FakeResponse(404, {'itemNotFound': {'message': 'Instance could not be found'}})
+        match = re.match(r'^/flavors/([^/]+)$', path)
+        if match:
+            for name, flavor_id in self.flavors.items():
+                if flavor_id == match.group(1):
+                    return FakeResponse(200, {'flavor': {'id': flavor_id, 'name': name}})
+        return FakeResponse(404, {'itemNotFound': {'message': 'no route'}})
+
+
+class FakeImage:
+    def __init__(self, name, os_distro):
+        self.name = name
+        self.os_distro = os_distro
+
+
+class FakeImageProxy:
+    def __init__(self, cloud):
+        self.cloud = cloud
+
+    def get_image(self, image_id):
+        self.cloud.calls.append(('image', '/v2/images/%s' % image_id, {}, {}))
+        if image_id not in self.cloud.images:
+            raise LookupError(image_id)
+        return self.cloud.images[image_id]
+
+
+def module_ok(main, conn, **args):
+    """The result of a successful, read-only module run."""
+    out = run_openstack_module(main, conn, args)
+    assert not out.failed, out.result.get('msg')
+    assert out.result['changed'] is False
+    return out.result
+
+
+def module_failed(main, conn, **args):
+    """The result of a module run that must fail."""
+    out = run_openstack_module(main, conn, args)
+    assert out.failed, out.result
+    return out.result

@@ -19,7 +19,7 @@ from ansible.plugins.loader import inventory_loader
 from ansible.utils.display import Display
 
 from ansible_collections.hpcops.coe.plugins.inventory import clusters as plugin_module
-from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_discovery import FakeCloud, FakeImage
+from ansible_collections.hpcops.coe.tests.unit.plugins.fakes import FakeCloud, FakeImage
 
 
 # Reads retry transient errors with real sleeps; the errors these tests inject need no waiting.

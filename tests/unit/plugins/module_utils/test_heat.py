@@ -8,7 +8,7 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.hpcops.coe.plugins.module_utils import heat, rest
-from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_discovery import FakeCloud, FakeResponse
+from ansible_collections.hpcops.coe.tests.unit.plugins.fakes import FakeCloud, FakeResponse
 
 
 # Reads retry transient errors with real sleeps; the errors these tests inject need no waiting.

@@ -9,7 +9,7 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.hpcops.coe.plugins.modules import stack_facts
-from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_discovery import (
+from ansible_collections.hpcops.coe.tests.unit.plugins.fakes import (
     FakeCloud,
     module_failed,
     module_ok,
