@@ -18,6 +18,8 @@ import copy
 import itertools
 import json
 import re
+import threading
+import time
 from unittest import mock
 from urllib.parse import parse_qs, urlencode, urlparse
 
@@ -550,3 +552,306 @@ def module_failed(main, conn, **args):
     out = run_openstack_module(main, conn, args)
     assert out.failed, out.result
     return out.result
+
+
+# ---------------------------------------------------------------- openstacksdk Connection
+# FakeConn stands in for an openstacksdk Connection (the compute, network and baremetal proxies
+# server_interfaces uses) and keeps the Nova and Neutron behaviour that matters there: attachments
+# serialized per server, 409 while busy, 404 for unknown networks and vanished servers, 500 when a
+# bare-metal node has no free NIC on the physical network, Nova-created ports deleted on detach,
+# user-created ports kept.
+
+class FakeHttpError(Exception):
+    def __init__(self, status, details):
+        super(FakeHttpError, self).__init__('HttpException: %d: %s' % (status, details))
+        self.status_code = status
+        self.details = details
+
+
+class FakeConn:
+    """A tiny, thread-safe Nova + Neutron + Ironic."""
+
+    def __init__(self, attach_time=0.0, bind_polls=0):
+        self.lock = threading.RLock()
+        self.ids = itertools.count(1)
+        self.clock = itertools.count(1)
+        self.servers = {}
+        self.networks = {}
+        self.subnets = {}
+        self.ports = {}
+        self.capacity = {}          # server id -> {physnet: NICs besides the boot NIC}
+        self.conflicts = {}         # server id -> number of 409s still to answer
+        self.vanish_on_attach = set()
+        self.fail_attach = {}       # server id -> (status, details)
+        self.calls = []
+        self.attach_time = attach_time
+        self.bind_polls = bind_polls
+        self.server_locks = {}
+        self.active = 0
+        self.max_active = 0
+        self.compute = _Compute(self)
+        self.network = _Network(self)
+        self.baremetal = _Baremetal(self)
+        self.ironic = None          # node -> list of physnets, when "admin"
+        self.flavor_specs = {}      # flavor name -> extra specs, as the flavor API shows them
+
+    # ---- building the world
+    def _id(self, prefix):
+        return '%s-%04d' % (prefix, next(self.ids))
+
+    def _stamp(self):
+        return '2026-01-01T00:%02d:%02dZ' % divmod(next(self.clock), 60)
+
+    def add_network(self, name, cidr, physnet=None, mtu=1500, dhcp=True):
+        net = {'id': self._id('net'), 'name': name, 'mtu': mtu, 'provider_physical_network': physnet}
+        self.networks[net['id']] = net
+        sub = {'id': self._id('sub'), 'name': name + '-subnet', 'network_id': net['id'], 'cidr': cidr,
+               'gateway_ip': cidr.rsplit('.', 1)[0] + '.1', 'is_dhcp_enabled': dhcp, 'ip_version': 4,
+               'next': 10}
+        self.subnets[sub['id']] = sub
+        return net
+
+    def add_server(self, name, network, status='ACTIVE', flavor='bm.std', extra_specs=None, nics=None):
+        server = {'id': self._id('srv'), 'name': name, 'status': status,
+                  'flavor': {'original_name': flavor, 'extra_specs': extra_specs or {}},
+                  'addresses': {}, 'hypervisor_hostname': None}
+        self.servers[server['id']] = server
+        self.flavor_specs.setdefault(flavor, dict(extra_specs or {}))
+        if nics is not None:
+            self.capacity[server['id']] = dict(nics)
+        self._new_port(network['id'], server['id'], owner='nova')
+        return server
+
+    def add_port(self, network, name='', ip=None, description=''):
+        return self._new_port(network['id'], '', name=name, ip=ip, description=description)
+
+    def _new_port(self, net_id, device_id, owner='user', name='', ip=None, description='', **extra):
+        sub = [s for s in self.subnets.values() if s['network_id'] == net_id][0]
+        if ip is None:
+            ip = '%s.%d' % (sub['cidr'].rsplit('.', 1)[0], sub['next'])
+            sub['next'] += 1
+        n = next(self.ids)
+        port = {'id': 'port-%04d' % n, 'name': name, 'network_id': net_id, 'device_id': device_id,
+                'device_owner': 'compute:nova' if device_id else '',
+                'mac_address': 'fa:16:3e:00:%02x:%02x' % divmod(n, 256),
+                'fixed_ips': [{'ip_address': ip, 'subnet_id': sub['id']}],
+                'status': 'ACTIVE' if device_id else 'DOWN', 'created_at': self._stamp(),
+                'description': description, 'owner': owner, 'polls': 0}
+        port.update(extra)
+        self.ports[port['id']] = port
+        return port
+
+    def server_ports(self, server_id):
+        return [p for p in self.ports.values() if p['device_id'] == server_id]
+
+    def mutations(self):
+        return [c for c in self.calls if c[0] in ('attach', 'detach', 'create_port', 'delete_port')]
+
+
+class _Compute:
+    def __init__(self, c):
+        self.c = c
+
+    def servers(self, details=True):
+        with self.c.lock:
+            self.c.calls.append(('list_servers',))
+            return [dict(s) for s in self.c.servers.values()]
+
+    def flavors(self, details=True):
+        with self.c.lock:
+            self.c.calls.append(('list_flavors',))
+            return [{'id': 'flv-' + name, 'name': name, 'extra_specs': dict(specs)}
+                    for name, specs in self.c.flavor_specs.items()]
+
+    def fetch_flavor_extra_specs(self, flavor):
+        with self.c.lock:
+            self.c.calls.append(('get_flavor_extra_specs', flavor['name']))
+            return {'extra_specs': dict(self.c.flavor_specs.get(flavor['name']) or {})}
+
+    def get_server(self, server_id):
+        with self.c.lock:
+            self.c.calls.append(('get_server', server_id))
+            if server_id not in self.c.servers:
+                raise FakeHttpError(404, 'Instance %s could not be found.' % server_id)
+            return dict(self.c.servers[server_id])
+
+    def create_server_interface(self, server_id, net_id=None, port_id=None, fixed_ips=None):
+        c = self.c
+        with c.lock:
+            c.calls.append(('attach', server_id, net_id or port_id))
+            if server_id in c.vanish_on_attach:
+                c.vanish_on_attach.discard(server_id)
+                self._delete_server(server_id)
+            if server_id not in c.servers:
+                raise FakeHttpError(404, 'Instance %s could not be found.' % server_id)
+            if c.conflicts.get(server_id):
+                c.conflicts[server_id] -= 1
+                raise FakeHttpError(409, "Cannot 'attach_interface' instance %s while it is in "
+                                         "task_state interface_attaching" % server_id)
+            if server_id in c.fail_attach:
+                status, details = c.fail_attach[server_id]
+                raise FakeHttpError(status, details)
+            lock = c.server_locks.setdefault(server_id, threading.Lock())
+        with lock:
+            with c.lock:
+                c.active += 1
+                c.max_active = max(c.max_active, c.active)
+            try:
+                if c.attach_time:
+                    time.sleep(c.attach_time)
+                with c.lock:
+                    return self._attach(server_id, net_id, port_id, fixed_ips)
+            finally:
+                with c.lock:
+                    c.active -= 1
+
+    def _attach(self, server_id, net_id, port_id, fixed_ips):
+        c = self.c
+        if net_id and port_id:
+            raise FakeHttpError(400, 'Must not input both network_id and port_id')
+        if port_id:
+            port = c.ports.get(port_id)
+            if port is None:
+                raise FakeHttpError(404, 'Port %s could not be found.' % port_id)
+            if port['device_id']:
+                raise FakeHttpError(409, 'Port %s is still in use.' % port_id)
+            net_id = port['network_id']
+        elif net_id not in c.networks:
+            raise FakeHttpError(404, 'Network %s could not be found.' % net_id)
+        physnet = c.networks[net_id]['provider_physical_network']
+        cap = c.capacity.get(server_id)
+        if cap is not None and physnet:
+            primary = sorted(c.server_ports(server_id), key=lambda p: p['created_at'])[0]['id']
+            used = sum(1 for p in c.server_ports(server_id) if p['id'] != primary
+                       and c.networks[p['network_id']]['provider_physical_network'] == physnet)
+            if used >= cap.get(physnet, 0):
+                raise FakeHttpError(500, 'Failed to attach network adapter device to %s' % server_id)
+        if port_id:
+            port['device_id'] = server_id
+            port['device_owner'] = 'compute:nova'
+            port['status'] = 'DOWN' if c.bind_polls else 'ACTIVE'
+        else:
+            ip = fixed_ips[0]['ip_address'] if fixed_ips else None
+            if ip and any(f['ip_address'] == ip for p in c.ports.values() for f in p['fixed_ips']
+                          if p['network_id'] == net_id):
+                raise FakeHttpError(409, 'Fixed IP address %s is already in use on instance.' % ip)
+            port = c._new_port(net_id, server_id, owner='nova', ip=ip)
+            port['status'] = 'DOWN' if c.bind_polls else 'ACTIVE'
+        return {'port_id': port['id'], 'net_id': net_id, 'mac_addr': port['mac_address'],
+                'fixed_ips': [dict(f) for f in port['fixed_ips']], 'port_state': port['status']}
+
+    def delete_server_interface(self, port_id, server=None, ignore_missing=True):
+        c = self.c
+        with c.lock:
+            c.calls.append(('detach', server, port_id))
+            if server not in c.servers:
+                raise FakeHttpError(404, 'Instance %s could not be found.' % server)
+            port = c.ports.get(port_id)
+            if port is None or port['device_id'] != server:
+                raise FakeHttpError(404, 'Port %s is not attached' % port_id)
+            if port['owner'] == 'nova':
+                del c.ports[port_id]
+            else:
+                port['device_id'] = ''
+                port['device_owner'] = ''
+                port['status'] = 'DOWN'
+
+    def _delete_server(self, server_id):
+        c = self.c
+        del c.servers[server_id]
+        for port in list(c.server_ports(server_id)):
+            if port['owner'] == 'nova':
+                del c.ports[port['id']]
+            else:
+                port['device_id'] = ''
+                port['device_owner'] = ''
+
+
+class _Network:
+    def __init__(self, c):
+        self.c = c
+
+    def networks(self):
+        with self.c.lock:
+            self.c.calls.append(('list_networks',))
+            return [dict(n) for n in self.c.networks.values()]
+
+    def subnets(self, **filters):
+        with self.c.lock:
+            self.c.calls.append(('list_subnets',))
+            return [dict(s) for s in self.c.subnets.values()]
+
+    def ports(self, **filters):
+        with self.c.lock:
+            self.c.calls.append(('list_ports', tuple(filters.get('id') or ())))
+            wanted = set(filters.get('id') or [])
+            out = []
+            for port in self.c.ports.values():
+                if wanted and port['id'] not in wanted:
+                    continue
+                if filters.get('device_id') and port['device_id'] != filters['device_id']:
+                    continue
+                # Binding advances with every poll for the port itself (by ID), the fake's clock.
+                if wanted:
+                    self._bind_progress(port)
+                out.append(dict(port))
+            return out
+
+    def _bind_progress(self, port):
+        port['polls'] += 1
+        if port['device_id'] and port['status'] != 'ACTIVE' and port['polls'] >= self.c.bind_polls:
+            port['status'] = 'ACTIVE'
+
+    def get_port(self, port_id):
+        with self.c.lock:
+            self.c.calls.append(('get_port', port_id))
+            port = self.c.ports.get(port_id)
+            if port is None:
+                raise FakeHttpError(404, 'Port %s could not be found.' % port_id)
+            self._bind_progress(port)
+            return dict(port)
+
+    def create_port(self, network_id, **attrs):
+        with self.c.lock:
+            self.c.calls.append(('create_port', network_id, attrs))
+            ip = None
+            if attrs.get('fixed_ips') and attrs['fixed_ips'][0].get('ip_address'):
+                ip = attrs['fixed_ips'][0]['ip_address']
+            extra = dict((k, v) for k, v in attrs.items() if k not in ('fixed_ips', 'name', 'description'))
+            return dict(self.c._new_port(network_id, '', name=attrs.get('name', ''), ip=ip,
+                                         description=attrs.get('description', ''), **extra))
+
+    def delete_port(self, port_id, ignore_missing=True):
+        with self.c.lock:
+            self.c.calls.append(('delete_port', port_id))
+            self.c.ports.pop(port_id, None)
+
+    def update_port(self, port_id, **attrs):
+        with self.c.lock:
+            self.c.calls.append(('update_port', port_id, attrs))
+            port = self.c.ports.get(port_id)
+            if port is None:
+                raise FakeHttpError(404, 'Port %s could not be found.' % port_id)
+            port.update(attrs)
+            return dict(port)
+
+
+class _Baremetal:
+    def __init__(self, c):
+        self.c = c
+
+    def ports(self, details=True):
+        if self.c.ironic is None:
+            raise FakeHttpError(403, 'Policy does not allow baremetal:port:get to be performed.')
+        for node, physnets in self.c.ironic.items():
+            for physnet in physnets:
+                yield {'node_id': node, 'physical_network': physnet}
+
+
+def cloud_with_networks():
+    """A FakeConn with the tenant network and the two high-speed networks of the interface tests."""
+    conn = FakeConn()
+    conn.private = conn.add_network('private', '10.0.0.0/24')
+    conn.eth = conn.add_network('eth-25g', '10.25.0.0/24', physnet='eth25', mtu=9000)
+    conn.ib = conn.add_network('ib-100g', '10.100.0.0/24', physnet='ib', mtu=4092)
+    return conn

@@ -13,17 +13,12 @@ import pytest
 
 
 from ansible_collections.hpcops.coe.plugins.modules import server_interfaces
-from ansible_collections.hpcops.coe.tests.unit.plugins.fakes import run_openstack_module
-from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_interfaces import FakeConn
+from ansible_collections.hpcops.coe.tests.unit.plugins.fakes import cloud_with_networks, run_openstack_module
 
 
 @pytest.fixture
 def cloud():
-    conn = FakeConn()
-    conn.private = conn.add_network('private', '10.0.0.0/24')
-    conn.eth = conn.add_network('eth-25g', '10.25.0.0/24', physnet='eth25', mtu=9000)
-    conn.ib = conn.add_network('ib-100g', '10.100.0.0/24', physnet='ib', mtu=4092)
-    return conn
+    return cloud_with_networks()
 
 
 def run(conn, check=False, diff=False, **args):
