@@ -61,6 +61,16 @@ DRIVER_OPTIONS = dict(
     name=dict(type='str', required=True),
     namespace=dict(type='str'),
 )
+# Options of every module that runs a DaemonSet on the nodes with a device (device_plugin, gpu_runtime,
+# gpu_monitoring), documented once in the hpcops.coe.device_nodes doc fragment; a module merges them into its own.
+DEVICE_NODES_ARG_SPEC = dict(
+    namespace=dict(type='str', default='kube-system'),
+    node_selector=dict(type='dict'),
+    driver_modules=dict(type='list', elements='dict', options=DRIVER_OPTIONS),
+    expected_nodes=dict(type='list', elements='str'),
+    tolerations=dict(type='list', elements='dict'),
+    image_pull_secrets=dict(type='list', elements='str', no_log=False),
+)
 RESOURCE_NAME_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.'
 
 

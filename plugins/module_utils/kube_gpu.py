@@ -26,7 +26,8 @@ __metaclass__ = type
 
 import json
 
-from ansible_collections.hpcops.coe.plugins.module_utils.kube_deviceplugin import CONFIG_HASH_ANNOTATION, config_hash
+from ansible_collections.hpcops.coe.plugins.module_utils.kube_deviceplugin import (
+    CONFIG_HASH_ANNOTATION, DEVICE_NODES_ARG_SPEC, config_hash)
 
 NFD_PREFIX = 'feature.node.kubernetes.io/'
 GPU_LABEL = NFD_PREFIX + 'pci-10de.present'
@@ -37,6 +38,10 @@ RUNTIME_CLASS = 'nvidia'
 NODE_API = 'node.k8s.io/v1'
 CLUSTER_POLICY_API = 'nvidia.com/v1'
 NVIDIA_VENDOR = '10de'
+
+# Options of the modules whose DaemonSets run on the GPU nodes with the NVIDIA runtime (gpu_runtime and
+# gpu_monitoring): those of every device DaemonSet and the RuntimeClass. The modules merge it into their own.
+GPU_NODES_ARG_SPEC = dict(DEVICE_NODES_ARG_SPEC, runtime_class=dict(type='str', default=RUNTIME_CLASS))
 
 IMAGES = {
     'toolkit': 'nvcr.io/nvidia/k8s/container-toolkit:v1.19.0-ubuntu20.04',

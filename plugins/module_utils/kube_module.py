@@ -18,7 +18,7 @@ import copy
 from collections import namedtuple
 
 from ansible_collections.hpcops.coe.plugins.module_utils.kube import (
-    Kube, KubeError, new_module, obj_ref)
+    COMMON_ARG_SPEC, Kube, KubeError, new_module, obj_ref)
 from ansible_collections.hpcops.coe.plugins.module_utils.kube import argument_spec as full_argument_spec
 
 # How a wait ended: done, or stopped by is_failed (failed), or neither by the deadline.
@@ -35,9 +35,19 @@ class CoeKubeModule(object):
 
     argument_spec = {}
     module_kwargs = {}
+    # The options of COMMON_ARG_SPEC the module has: all of them, unless some mean nothing for what it does
+    # (a module that runs checks and keeps no desired state has no `state`).
+    common_options = tuple(COMMON_ARG_SPEC)
+    # Whether the result carries the diff of what was applied (the module's diff_mode support).
+    returns_diff = True
+    # How the failure for invalid parameters says that nothing was done.
+    nothing_done = 'nothing was applied'
 
     def __init__(self):
-        self.module = new_module(full_argument_spec(**copy.deepcopy(self.argument_spec)), **self.module_kwargs)
+        spec = full_argument_spec(**copy.deepcopy(self.argument_spec))
+        for name in set(COMMON_ARG_SPEC) - set(self.common_options) - set(self.argument_spec):
+            del spec[name]
+        self.module = new_module(spec, **self.module_kwargs)
         self.params = self.module.params
         self.kube = None
         self.changed = False
@@ -61,7 +71,7 @@ class CoeKubeModule(object):
     def __call__(self):
         problems = self.problems()
         if problems:
-            self.module.fail_json(msg='Invalid parameters, nothing was applied: %s.' % '; '.join(problems))
+            self.module.fail_json(msg='Invalid parameters, %s: %s.' % (self.nothing_done, '; '.join(problems)))
         self.kube = Kube(self.module)
         try:
             self.run()
@@ -105,7 +115,7 @@ class CoeKubeModule(object):
     def exit(self, **result):
         """End the run; changed and (in diff mode) diff come from what was applied unless given."""
         result.setdefault('changed', self.changed)
-        if self.module._diff:
+        if self.module._diff and self.returns_diff:
             result.setdefault('diff', self.diff if self.diff is not None else self.diffs)
         self.kube.exit(**result)
 

@@ -199,7 +199,8 @@ import json
 import re
 
 from ansible_collections.hpcops.coe.plugins.module_utils.kube import (
-    AUTH_ARG_SPEC, Kube, KubeError, condition, container_problem, name_problem, new_module, selector_matches)
+    condition, container_problem, name_problem, selector_matches)
+from ansible_collections.hpcops.coe.plugins.module_utils.kube_module import CoeKubeModule
 
 VALIDATION_LABEL = 'hpcops.coe/validation'
 RECORD_LABEL = 'hpcops.coe/validation-record'
@@ -329,9 +330,10 @@ def targets(params, nodes):
     return run, {}
 
 
-def main():
-    spec = dict(AUTH_ARG_SPEC)
-    spec.update(
+class AcceleratorValidation(CoeKubeModule):
+    """One check Job per node, skipping the nodes whose inputs are unchanged since they passed."""
+
+    argument_spec = dict(
         name=dict(type='str', required=True),
         namespace=dict(type='str', default='default'),
         resource=dict(type='str', required=True),
@@ -347,91 +349,116 @@ def main():
         runtime_class=dict(type='str'),
         cleanup=dict(type='bool', default=True),
         force=dict(type='bool', default=False),
-        field_manager=dict(type='str', default='hpcops.coe'),
-        wait_timeout=dict(type='int', default=300),
-        wait_sleep=dict(type='float', default=2.0),
     )
-    module = new_module(spec)
-    params = module.params
-    problems = [p for p in (name_problem(params['name'], 'name', label=True),
-                            name_problem(params['namespace'], 'namespace', label=True),
-                            params['runtime_class'] and name_problem(params['runtime_class'], 'runtime_class')) if p]
-    if '/' not in params['resource']:
-        problems.append('resource %r is not an extended resource name (vendor-domain/name, such as nvidia.com/gpu or '
-                        'rdma/ib)' % params['resource'])
-    if params['count'] < 1:
-        problems.append('count must be 1 or more')
-    if params.get('expect_output'):
-        try:
-            re.compile(params['expect_output'])
-        except re.error as exc:
-            problems.append('expect_output %r is not a valid regular expression: %s' % (params['expect_output'], exc))
-    if problems:
-        module.fail_json(msg='Invalid parameters, nothing was run: %s.' % '; '.join(problems))
+    # The Jobs are always waited for and removed again; only the record ConfigMap is applied.
+    common_options = ('field_manager', 'wait_timeout', 'wait_sleep')
+    returns_diff = False
+    nothing_done = 'nothing was run'
 
-    kube = Kube(module)
-    ns = params['namespace']
-    try:
+    def problems(self):
+        params = self.params
+        problems = [p for p in (name_problem(params['name'], 'name', label=True),
+                                name_problem(params['namespace'], 'namespace', label=True),
+                                params['runtime_class'] and name_problem(params['runtime_class'], 'runtime_class'))
+                    if p]
+        if '/' not in params['resource']:
+            problems.append('resource %r is not an extended resource name (vendor-domain/name, such as nvidia.com/gpu '
+                            'or rdma/ib)' % params['resource'])
+        if params['count'] < 1:
+            problems.append('count must be 1 or more')
+        if params.get('expect_output'):
+            try:
+                re.compile(params['expect_output'])
+            except re.error as exc:
+                problems.append('expect_output %r is not a valid regular expression: %s'
+                                % (params['expect_output'], exc))
+        return problems
+
+    def run(self):
+        kube, params = self.kube, self.params
         nodes = kube.nodes()
         run, skipped = targets(params, nodes)
         results = dict((node, {'node': node, 'passed': False, 'ran': False, 'reason': why, 'output': ''})
                        for node, why in skipped.items())
-        if not run and not skipped and kube.check_mode:
-            kube.warnings.append('No node advertises %s yet; in a real run this fails unless the device plugin is '
-                                 'deployed by then.' % params['resource'])
-            kube.exit(changed=False, results=[], passed_nodes=[], failed_nodes=[], validated_nodes=[],
-                      unchanged_nodes=[])
         if not run and not skipped:
-            kube.fail('No node advertises %s (node allocatable)%s, so there is nothing to validate: is the device '
-                      'plugin deployed and the driver loaded?' % (
-                          params['resource'], ' among nodes with labels %s' % params['node_selector']
-                          if params.get('node_selector') else ''), results=[], passed_nodes=[], failed_nodes=[],
-                      validated_nodes=[], unchanged_nodes=[])
+            nothing = dict(results=[], passed_nodes=[], failed_nodes=[], validated_nodes=[], unchanged_nodes=[])
+            if self.check_mode:
+                self.warn('No node advertises %s yet; in a real run this fails unless the device plugin is '
+                          'deployed by then.' % params['resource'])
+                return self.exit(changed=False, **nothing)
+            return self.fail('No node advertises %s (node allocatable)%s, so there is nothing to validate: is the '
+                             'device plugin deployed and the driver loaded?' % (
+                                 params['resource'], ' among nodes with labels %s' % params['node_selector']
+                                 if params.get('node_selector') else ''), **nothing)
 
         by_name = dict((n['metadata']['name'], n) for n in nodes)
         images = component_images(kube.list('apps/v1', 'DaemonSet'))
         digests = dict((node, node_digest(params, by_name[node], images)) for node in run)
-        recorded = recorded_digests(kube.get('v1', 'ConfigMap', record_name(params['name']), ns))
+        recorded = recorded_digests(kube.get('v1', 'ConfigMap', record_name(params['name']), params['namespace']))
         unchanged = [] if params['force'] else [n for n in run if recorded.get(n) == digests[n]]
         run = [n for n in run if n not in unchanged]
         for node in unchanged:
             results[node] = {'node': node, 'passed': True, 'ran': False, 'reason': None, 'output': ''}
 
-        if kube.check_mode or not run:
-            planned = [{'node': n, 'passed': None, 'ran': True, 'reason': 'check mode: would run a Job', 'output': ''}
-                       for n in run]
-            ordered = sorted(planned + list(results.values()), key=lambda r: r['node'])
-            outcome = dict(changed=bool(run), results=ordered, passed_nodes=sorted(unchanged),
-                           validated_nodes=sorted(run), unchanged_nodes=sorted(unchanged))
-            if skipped and not kube.check_mode:
-                kube.fail('Validation %s (%s): %d node(s) cannot run the check: %s' % (
-                    params['name'], params['resource'], len(skipped),
-                    '; '.join('%s: %s' % kv for kv in sorted(skipped.items()))), failed_nodes=sorted(skipped),
-                    **outcome)
-            kube.exit(failed_nodes=sorted(skipped), **outcome)
+        if self.check_mode or not run:
+            return self.plan(run, skipped, unchanged, results)
+        self.check(run, results)
+        self.remember(run, results, digests, recorded, by_name)
 
+        ordered = [results[n] for n in sorted(results)]
+        passed = [r['node'] for r in ordered if r['passed']]
+        failed = [r['node'] for r in ordered if not r['passed']]
+        outcome = dict(changed=True, results=ordered, passed_nodes=passed, failed_nodes=failed,
+                       validated_nodes=sorted(run), unchanged_nodes=sorted(unchanged))
+        if failed:
+            detail = '; '.join(
+                '%s: %s%s' % (r['node'], r['reason'], ' (output: %s)' % r['output'][-300:] if r['output'] else '')
+                for r in ordered if not r['passed'])
+            return self.fail('Validation %s (%s): %d of %d node(s) failed: %s' % (
+                params['name'], params['resource'], len(failed), len(ordered), detail), **outcome)
+        return self.exit(**outcome)
+
+    def plan(self, run, skipped, unchanged, results):
+        """The result when no Job runs: check mode (the nodes it would check), or every node unchanged."""
+        params = self.params
+        planned = [{'node': n, 'passed': None, 'ran': True, 'reason': 'check mode: would run a Job', 'output': ''}
+                   for n in run]
+        ordered = sorted(planned + list(results.values()), key=lambda r: r['node'])
+        outcome = dict(changed=bool(run), results=ordered, passed_nodes=sorted(unchanged),
+                       validated_nodes=sorted(run), unchanged_nodes=sorted(unchanged))
+        if skipped and not self.check_mode:
+            return self.fail('Validation %s (%s): %d node(s) cannot run the check: %s' % (
+                params['name'], params['resource'], len(skipped),
+                '; '.join('%s: %s' % kv for kv in sorted(skipped.items()))), failed_nodes=sorted(skipped),
+                **outcome)
+        return self.exit(failed_nodes=sorted(skipped), **outcome)
+
+    def check(self, run, results):
+        """Run one Job per node in `run`, wait for them all and put each node's outcome into `results`."""
+        kube, params = self.kube, self.params
+        ns = params['namespace']
         selector = '%s=%s' % (VALIDATION_LABEL, params['name'])
         # leftovers of an interrupted run would make the names clash
         if kube.list('batch/v1', 'Job', ns, label_selector=selector):
             kube.delete_collection('batch/v1', 'Job', ns, selector)
             kube.delete_collection('v1', 'Pod', ns, selector)
-            kube.wait('old validation Jobs to go', lambda: kube.list('batch/v1', 'Job', ns, label_selector=selector),
+            self.wait('old validation Jobs to go', lambda: kube.list('batch/v1', 'Job', ns, label_selector=selector),
                       lambda jobs: not jobs, timeout=60)
         names = {}
         for node in run:
             manifest = job_manifest(params, node)
             kube.create(manifest)
+            self.changed = True
             names[node] = manifest['metadata']['name']
 
         def fetch():
-            jobs = dict((j['metadata']['name'], j) for j in kube.list('batch/v1', 'Job', ns, label_selector=selector))
-            return jobs
+            return dict((j['metadata']['name'], j) for j in kube.list('batch/v1', 'Job', ns, label_selector=selector))
 
         def all_finished(jobs):
             return all(finished(jobs.get(names[n])) for n in run)
 
-        ok, jobs, waited = kube.wait('validation Jobs of %s' % params['name'], fetch, all_finished)
-        jobs = jobs or {}
+        outcome = self.wait('validation Jobs of %s' % params['name'], fetch, all_finished)
+        jobs = outcome.value or {}
         pods = kube.list('v1', 'Pod', ns, label_selector=selector)
         for node in run:
             job = jobs.get(names[node])
@@ -453,30 +480,22 @@ def main():
                 entry['reason'] = detail or '%s: %s' % (cond.get('reason'), cond.get('message'))
             else:
                 detail = container_problem(pod) if pod else 'no pod created for the Job'
-                entry['reason'] = 'not finished after %.0f s: %s' % (waited, detail or 'running')
+                entry['reason'] = 'not finished after %.0f s: %s' % (outcome.waited, detail or 'running')
             results[node] = entry
         if params['cleanup']:
             kube.delete_collection('batch/v1', 'Job', ns, selector)
             kube.delete_collection('v1', 'Pod', ns, selector)
-        # what passed is remembered with its inputs' digest; a failed node is checked again next time
+
+    def remember(self, run, results, digests, recorded, by_name):
+        """Keep what passed with its inputs' digest; a failed node is checked again next time."""
         keep = dict((node, digest) for node, digest in recorded.items() if node in by_name and node not in run)
         keep.update((node, digests[node]) for node in run if results[node]['passed'])
         if keep != recorded:
-            kube.apply(record_manifest(params, keep))
-        ordered = [results[n] for n in sorted(results)]
-        passed = [r['node'] for r in ordered if r['passed']]
-        failed = [r['node'] for r in ordered if not r['passed']]
-        outcome = dict(changed=True, results=ordered, passed_nodes=passed, failed_nodes=failed,
-                       validated_nodes=sorted(run), unchanged_nodes=sorted(unchanged))
-        if failed:
-            detail = '; '.join(
-                '%s: %s%s' % (r['node'], r['reason'], ' (output: %s)' % r['output'][-300:] if r['output'] else '')
-                for r in ordered if not r['passed'])
-            kube.fail('Validation %s (%s): %d of %d node(s) failed: %s' % (
-                params['name'], params['resource'], len(failed), len(ordered), detail), **outcome)
-        kube.exit(**outcome)
-    except KubeError as exc:
-        kube.fail(str(exc))
+            self.apply(record_manifest(self.params, keep))
+
+
+def main():
+    AcceleratorValidation()()
 
 
 if __name__ == '__main__':

@@ -36,6 +36,7 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - hpcops.coe.kubernetes
   - hpcops.coe.attributes
+  - hpcops.coe.device_nodes
 options:
   type:
     description: Which device plugin.
@@ -49,15 +50,9 @@ options:
     type: str
   namespace:
     description: Namespace of the plugin. The pods use host paths (and host networking for the network plugins), so it needs privileged pod security.
-    type: str
-    default: kube-system
   image:
     description: Plugin image; defaults to a release of the upstream image for the type.
     type: str
-  image_pull_secrets:
-    description: Names of image pull secrets in I(namespace).
-    type: list
-    elements: str
   node_selector:
     description:
       - Node labels selecting where the plugin runs.
@@ -65,27 +60,8 @@ options:
         C(feature.node.kubernetes.io/pci-15b3.present=true) for the network plugins (set by the rules of
         M(hpcops.coe.node_feature_rule); NFD's default PCI labels have another form).
       - The ready labels of I(driver_modules) are added to it.
-    type: dict
-  driver_modules:
-    description:
-      - KMM Modules that load the driver of the device. Their ready label
-        C(kmm.node.kubernetes.io/<namespace>.<name>.ready) is added to the node selector, so plugin pods start only
-        on nodes where KMM reports the driver loaded (and leave a node when KMM unloads it).
-      - Every listed Module must be loaded on a node for the plugin to run there.
-    type: list
-    elements: dict
-    suboptions:
-      name:
-        description: Name of the Module.
-        type: str
-        required: true
-      namespace:
-        description: Namespace of the Module; defaults to I(namespace).
-        type: str
   tolerations:
     description: Extra tolerations of the plugin pods (C(nvidia-gpu) always tolerates the C(nvidia.com/gpu) taint).
-    type: list
-    elements: dict
   priority_class:
     description: Priority class of the plugin pods.
     type: str
@@ -97,8 +73,6 @@ options:
     description:
       - Nodes on which the resources must appear. Defaults to every node the plugin can run on (node selector
         and taints).
-    type: list
-    elements: str
   expected_resources:
     description:
       - Per node, resources that must show in its allocatable with at least the given count, instead of the
@@ -289,7 +263,7 @@ diff:
 from ansible_collections.hpcops.coe.plugins.module_utils.kube import name_problem
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_module import CoeKubeModule
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_deviceplugin import (
-    DRIVER_OPTIONS, TYPES, any_of, daemonset_ready, defaults, driver_labels, eligible_nodes, manifests, node_reasons,
+    DEVICE_NODES_ARG_SPEC, TYPES, any_of, daemonset_ready, defaults, driver_labels, eligible_nodes, manifests, node_reasons,
     resources, serves, shown, validate)
 
 
@@ -325,17 +299,12 @@ class DevicePlugin(CoeKubeModule):
     """One device plugin: its ConfigMap and DaemonSet, then its resources on every expected node."""
 
     argument_spec = dict(
+        DEVICE_NODES_ARG_SPEC,
         type=dict(type='str', required=True, choices=sorted(TYPES)),
         name=dict(type='str'),
-        namespace=dict(type='str', default='kube-system'),
         image=dict(type='str'),
-        image_pull_secrets=dict(type='list', elements='str', no_log=False),
-        node_selector=dict(type='dict'),
-        driver_modules=dict(type='list', elements='dict', options=DRIVER_OPTIONS),
-        tolerations=dict(type='list', elements='dict'),
         priority_class=dict(type='str', default='system-node-critical'),
         config_map_name=dict(type='str'),
-        expected_nodes=dict(type='list', elements='str'),
         expected_resources=dict(type='dict'),
         runtime_class=dict(type='str'),
         nvidia=dict(type='dict', options=NVIDIA_OPTIONS),

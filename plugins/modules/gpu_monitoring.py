@@ -29,11 +29,10 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - hpcops.coe.kubernetes
   - hpcops.coe.attributes
+  - hpcops.coe.device_nodes
 options:
   namespace:
     description: Namespace of the exporter, its Service, ServiceMonitor and the PrometheusRule. The exporter needs privileged pod security.
-    type: str
-    default: kube-system
   dcgm_exporter:
     description: Deploy the DCGM exporter.
     type: bool
@@ -50,31 +49,12 @@ options:
     description:
       - Node labels selecting the GPU nodes. The ready labels of I(driver_modules) are added to it.
       - Defaults to C(feature.node.kubernetes.io/pci-10de.present=true).
-    type: dict
   driver_modules:
     description: KMM Modules loading the NVIDIA driver; the exporter starts only where KMM has loaded them.
-    type: list
-    elements: dict
-    suboptions:
-      name:
-        description: Name of the Module.
-        type: str
-        required: true
-      namespace:
-        description: Namespace of the Module; defaults to I(namespace).
-        type: str
   expected_nodes:
     description: Nodes the exporter must run on. Defaults to every node it can run on.
-    type: list
-    elements: str
   tolerations:
     description: Extra tolerations of the exporter pods.
-    type: list
-    elements: dict
-  image_pull_secrets:
-    description: Names of image pull secrets in I(namespace).
-    type: list
-    elements: str
   labels:
     description: Labels of the ServiceMonitor and the PrometheusRule (the ones your Prometheus selects them by).
     type: dict
@@ -159,8 +139,8 @@ diff:
 from ansible_collections.hpcops.coe.plugins.module_utils.kube import name_problem
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_module import CoeKubeModule
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_deviceplugin import (
-    DRIVER_OPTIONS, daemonset_ready, driver_labels, eligible_nodes, node_reasons)
-from ansible_collections.hpcops.coe.plugins.module_utils.kube_gpu import GPU_LABEL
+    daemonset_ready, driver_labels, eligible_nodes, node_reasons)
+from ansible_collections.hpcops.coe.plugins.module_utils.kube_gpu import GPU_LABEL, GPU_NODES_ARG_SPEC
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_monitoring import (
     DCGM_EXPORTER_IMAGE, RULE_GROUPS, dashboard_configmaps, exporter_manifests, prometheus_rule)
 
@@ -171,15 +151,9 @@ class GpuMonitoring(CoeKubeModule):
     """The DCGM exporter, the alert rules and the dashboards."""
 
     argument_spec = dict(
-        namespace=dict(type='str', default='kube-system'),
+        GPU_NODES_ARG_SPEC,
         dcgm_exporter=dict(type='bool', default=True),
         dcgm_exporter_image=dict(type='str', default=DCGM_EXPORTER_IMAGE),
-        runtime_class=dict(type='str', default='nvidia'),
-        node_selector=dict(type='dict'),
-        driver_modules=dict(type='list', elements='dict', options=DRIVER_OPTIONS),
-        expected_nodes=dict(type='list', elements='str'),
-        tolerations=dict(type='list', elements='dict'),
-        image_pull_secrets=dict(type='list', elements='str', no_log=False),
         labels=dict(type='dict'),
         rules=dict(type='list', elements='str', choices=list(RULE_GROUPS), default=list(RULE_GROUPS)),
         gpu_temperature_limit=dict(type='int', default=85),

@@ -39,6 +39,7 @@ extends_documentation_fragment:
   - kubernetes.core.k8s_auth_options
   - hpcops.coe.kubernetes
   - hpcops.coe.attributes
+  - hpcops.coe.device_nodes
 options:
   stack:
     description: Who provides the GPU runtime, see above.
@@ -47,8 +48,6 @@ options:
     default: collection
   namespace:
     description: Namespace of the toolkit and the MIG manager (needs privileged pod security).
-    type: str
-    default: kube-system
   state:
     description: Whether the runtime should be deployed (C(absent) removes the toolkit, the MIG manager and the RuntimeClass of I(stack=collection)).
   runtime_class:
@@ -59,36 +58,17 @@ options:
     description:
       - Node labels selecting the GPU nodes. The ready labels of I(driver_modules) are added to it.
       - Defaults to C(feature.node.kubernetes.io/pci-10de.present=true) (see M(hpcops.coe.node_feature_rule)).
-    type: dict
   driver_modules:
     description:
       - KMM Modules that load the NVIDIA driver; the toolkit (whose CDI specifications describe the driver) and the
         MIG manager start only where KMM reports them loaded, as M(hpcops.coe.device_plugin) does.
-    type: list
-    elements: dict
-    suboptions:
-      name:
-        description: Name of the Module.
-        type: str
-        required: true
-      namespace:
-        description: Namespace of the Module; defaults to I(namespace).
-        type: str
   expected_nodes:
     description:
       - Nodes that must get the runtime. Defaults to every node the toolkit can run on.
       - A listed node, or a node the selector selects, whose NFD NodeFeature shows no NVIDIA GPU is refused before
         anything is applied.
-    type: list
-    elements: str
   tolerations:
     description: Extra tolerations of the toolkit and MIG manager pods (the C(nvidia.com/gpu) taint is always tolerated).
-    type: list
-    elements: dict
-  image_pull_secrets:
-    description: Names of image pull secrets in I(namespace).
-    type: list
-    elements: str
   toolkit_image:
     description: Image of the NVIDIA container toolkit.
     type: str
@@ -255,11 +235,11 @@ diff:
 from ansible_collections.hpcops.coe.plugins.module_utils.kube import name_problem, selector_matches
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_module import CoeKubeModule
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_deviceplugin import (
-    DRIVER_OPTIONS, advertised, daemonset_ready, driver_labels, eligible_nodes, node_reasons)
+    advertised, daemonset_ready, driver_labels, eligible_nodes, node_reasons)
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_gpu import (
-    ALL_PROFILES, CLUSTER_POLICY_API, GPU_LABEL, IMAGES, MIG_CONFIG_LABEL, MIG_STATE_LABEL, NODE_API, cluster_policy,
-    checks, cluster_policy_state, mig_assignments, mig_config_name, mig_manager_manifests, mig_node_state, mig_problems,
-    mig_resources, node_gpus, oldest, runtime_class, toolkit_daemonset)
+    ALL_PROFILES, CLUSTER_POLICY_API, GPU_LABEL, GPU_NODES_ARG_SPEC, IMAGES, MIG_CONFIG_LABEL, MIG_STATE_LABEL,
+    NODE_API, cluster_policy, checks, cluster_policy_state, mig_assignments, mig_config_name, mig_manager_manifests,
+    mig_node_state, mig_problems, mig_resources, node_gpus, oldest, runtime_class, toolkit_daemonset)
 
 MIG_OPTIONS = dict(
     profile=dict(type='str', required=True),
@@ -300,14 +280,8 @@ class GpuRuntime(CoeKubeModule):
     """One run of the module: plan, apply, wait."""
 
     argument_spec = dict(
+        GPU_NODES_ARG_SPEC,
         stack=dict(type='str', default='collection', choices=['collection', 'gpu-operator']),
-        namespace=dict(type='str', default='kube-system'),
-        runtime_class=dict(type='str', default='nvidia'),
-        node_selector=dict(type='dict'),
-        driver_modules=dict(type='list', elements='dict', options=DRIVER_OPTIONS),
-        expected_nodes=dict(type='list', elements='str'),
-        tolerations=dict(type='list', elements='dict'),
-        image_pull_secrets=dict(type='list', elements='str', no_log=False),
         toolkit_image=dict(type='str', default=IMAGES['toolkit']),
         mig_manager_image=dict(type='str', default=IMAGES['mig_manager']),
         mig=dict(type='list', elements='dict', options=MIG_OPTIONS),

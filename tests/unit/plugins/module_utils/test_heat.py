@@ -8,17 +8,11 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.hpcops.coe.plugins.module_utils import heat, rest
-from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_discovery import FakeCloud, FakeResponse
+from ansible_collections.hpcops.coe.tests.unit.plugins.fakes import FakeCloud, FakeResponse
 
 
-@pytest.fixture(autouse=True)
-def _no_retry_waits(monkeypatch):
-    """Reads retry transient errors with real sleeps; the errors these tests inject need no waiting."""
-    import time as real_time
-    import types
-    from ansible_collections.hpcops.coe.plugins.module_utils import retries as retry_layer
-    monkeypatch.setattr(retry_layer, 'time', types.SimpleNamespace(
-        sleep=lambda seconds: None, monotonic=real_time.monotonic, time=real_time.time))
+# Reads retry transient errors with real sleeps; the errors these tests inject need no waiting.
+pytestmark = pytest.mark.usefixtures('no_retry_waits')
 
 
 class Recorder:

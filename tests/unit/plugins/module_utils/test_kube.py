@@ -1,134 +1,16 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The shared Kubernetes helpers, and FakeKube: an in-memory stand-in for Kube
-used by the module tests (no API server, no kubeconfig)."""
+"""The shared Kubernetes helpers of module_utils/kube.py."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import copy
 import json
 
 import pytest
 
 from ansible_collections.hpcops.coe.plugins.module_utils import kube
-
-
-class FakeKube(object):
-    """Kube's interface over dicts: objects keyed by (apiVersion, kind, namespace, name)."""
-
-    served_kinds = None  # None: everything is served
-
-    def __init__(self, module=None, nodes=None, objects=None, check_mode=False, on_apply=None):
-        self.module = module
-        self.params = module.params if module else {}
-        self.check_mode = module.check_mode if module else check_mode
-        self.nodes_list = nodes or []
-        self.objects = objects if objects is not None else {}
-        self.applied = []
-        self.deleted = []
-        self.deleted_collections = []
-        self.created = []
-        self.warnings = []
-        self.on_apply = on_apply
-        self.wait_calls = []
-        self.logs = {}
-        self.log_reads = []
-
-    def served(self, api_version, kind):
-        return self.served_kinds is None or (api_version, kind) in self.served_kinds
-
-    def get(self, api_version, kind, name, namespace=None):
-        obj = self.objects.get((api_version, kind, namespace, name))
-        return copy.deepcopy(obj)
-
-    def list(self, api_version, kind, namespace=None, label_selector=None, field_selector=None):
-        out = []
-        for (av, k, ns, _name), obj in sorted(self.objects.items(), key=lambda kv: str(kv[0])):
-            if (av, k) == (api_version, kind) and (namespace is None or ns == namespace):
-                labels = obj.get('metadata', {}).get('labels') or {}
-                if label_selector:
-                    key, value = label_selector.partition('=')[::2]
-                    if labels.get(key) != value:
-                        continue
-                out.append(copy.deepcopy(obj))
-        return out
-
-    def nodes(self):
-        return copy.deepcopy(self.nodes_list)
-
-    def apply(self, definition, force=None):
-        meta = definition['metadata']
-        key = (definition['apiVersion'], definition['kind'], meta.get('namespace'), meta['name'])
-        before = self.objects.get(key)
-        after = copy.deepcopy(definition)
-        if before and 'status' in before:
-            after['status'] = copy.deepcopy(before['status'])
-        self.applied.append(copy.deepcopy(definition))
-        if not self.check_mode:
-            self.objects[key] = after
-            if self.on_apply:
-                self.on_apply(self, after)
-        left, right = kube.strip_server_fields(before), kube.strip_server_fields(after)
-        return {'changed': left != right, 'before': before, 'after': after, 'diff': {'before': left, 'after': right}}
-
-    def delete(self, api_version, kind, name, namespace=None):
-        key = (api_version, kind, namespace, name)
-        if key not in self.objects:
-            return False
-        self.deleted.append(key)
-        if not self.check_mode:
-            del self.objects[key]
-        return True
-
-    def delete_collection(self, api_version, kind, namespace, label_selector):
-        self.deleted_collections.append((api_version, kind, namespace, label_selector))
-        if self.check_mode:
-            return False
-        for obj in self.list(api_version, kind, namespace, label_selector=label_selector):
-            del self.objects[(api_version, kind, namespace, obj['metadata']['name'])]
-        return True
-
-    def create(self, definition):
-        meta = definition['metadata']
-        self.created.append(copy.deepcopy(definition))
-        obj = copy.deepcopy(definition)
-        obj['metadata']['uid'] = 'uid-%d' % len(self.created)
-        self.objects[(definition['apiVersion'], definition['kind'], meta.get('namespace'), meta['name'])] = obj
-        if self.on_apply:
-            self.on_apply(self, obj)
-        return obj
-
-    def wait(self, what, fetch, is_done, timeout=None, sleep=None, is_failed=None):
-        self.wait_calls.append(what)
-        value = fetch()
-        if is_done(value):
-            return True, value, 0.0
-        return False, value, float(timeout if timeout is not None else self.params.get('wait_timeout', 0))
-
-    def pod_log(self, namespace, name, tail_lines=20):
-        self.log_reads.append((namespace, name))
-        return self.logs.get((namespace, name), '')
-
-    def events_for(self, obj):
-        return []
-
-    def fail(self, msg, **kwargs):
-        if self.warnings:
-            kwargs.setdefault('warnings', []).extend(self.warnings)
-        self.module.fail_json(msg=msg, **kwargs)
-
-    def exit(self, **kwargs):
-        self.module.exit_json(**kwargs)
-
-
-def node(name, kernel='5.14.0-427.13.1.el9_4.x86_64', labels=None, allocatable=None, taints=None,
-         annotations=None):
-    return {'apiVersion': 'v1', 'kind': 'Node',
-            'metadata': {'name': name, 'labels': dict(labels or {}), 'annotations': dict(annotations or {})},
-            'spec': {'taints': taints} if taints else {},
-            'status': {'nodeInfo': {'kernelVersion': kernel}, 'allocatable': dict(allocatable or {})}}
 
 
 @pytest.mark.parametrize('key, ok', [

@@ -10,8 +10,10 @@ from unittest import mock
 
 import pytest
 
+from ansible.module_utils.testing import patch_module_args
+
 from ansible_collections.hpcops.coe.plugins.module_utils import kube_module
-from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_kube import FakeKube
+from ansible_collections.hpcops.coe.tests.unit.plugins.fakes import FakeKube
 
 
 class Ended(Exception):
@@ -88,3 +90,24 @@ def test_wait_outcome_tells_a_failure_from_a_timeout():
     assert (timed_out.done, timed_out.failed) == (False, False)
     done = mod.wait('x', lambda: 'ready', lambda v: v == 'ready')
     assert (done.done, done.failed, done.value) == (True, False, 'ready')
+
+
+class Checks(kube_module.CoeKubeModule):
+    argument_spec = dict(name=dict(type='str', required=True))
+    common_options = ('wait_timeout',)
+
+
+def test_a_module_gets_the_connection_options_and_only_the_common_options_it_names():
+    with patch_module_args({'name': 'x'}):
+        spec = Checks().params
+    assert 'name' in spec and 'wait_timeout' in spec and 'kubeconfig' in spec
+    assert not set(spec) & {'state', 'field_manager', 'force_conflicts', 'wait', 'wait_sleep'}
+
+
+def test_no_diff_from_a_module_that_returns_none():
+    mod = base(diff_mode=True)
+    mod.returns_diff = False
+    mod.apply(config_map('new', 'v'))
+    with pytest.raises(Ended) as ended:
+        mod.exit()
+    assert ended.value.result['changed'] is True and 'diff' not in ended.value.result

@@ -19,6 +19,7 @@ from ansible_collections.hpcops.coe.plugins.module_utils import magnum as mg
 from ansible_collections.hpcops.coe.plugins.module_utils import openstack as osu
 from ansible_collections.hpcops.coe.plugins.module_utils import retries
 from ansible_collections.hpcops.coe.plugins.module_utils.magnum_api import MagnumApi
+from ansible_collections.hpcops.coe.tests.unit.plugins.fakes import Clock
 
 
 # ---------------------------------------------------------------- errors
@@ -87,19 +88,6 @@ def test_busy_refusal():
 
 
 # ---------------------------------------------------------------- retries
-
-class Clock(object):
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, s):
-        self.sleeps.append(s)
-        self.now += s
-
 
 def flaky(*outcomes):
     calls = []

@@ -9,19 +9,7 @@ from ansible_collections.hpcops.coe.plugins.module_utils.waiting import (
     WaitTimeout,
     wait_for,
 )
-
-
-class Clock(object):
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, s):
-        self.sleeps.append(s)
-        self.now += s
+from ansible_collections.hpcops.coe.tests.unit.plugins.fakes import Clock
 
 
 def seq(*values):

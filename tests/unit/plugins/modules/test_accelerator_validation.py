@@ -7,31 +7,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-from unittest import mock
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.hpcops.coe.plugins.module_utils.kube import KubeError
 from ansible_collections.hpcops.coe.plugins.modules import accelerator_validation
-from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_kube import FakeKube, node
-
-
-class Exited(Exception):
-    def __init__(self, result, failed):
-        super(Exited, self).__init__(json.dumps(result, default=str)[:2000])
-        self.result = result
-        self.failed = failed
-
-
-def _exit(self, **kwargs):
-    raise Exited(kwargs, False)
-
-
-def _fail(self, msg, **kwargs):
-    kwargs['msg'] = msg
-    raise Exited(kwargs, True)
+from ansible_collections.hpcops.coe.tests.unit.plugins.fakes import FakeKube, node, run_kube_module
 
 
 def run(fake, check=False, **args):
@@ -40,19 +22,7 @@ def run(fake, check=False, **args):
     args.setdefault('resource', 'nvidia.com/gpu')
     args.setdefault('image', 'cuda')
     args.setdefault('command', ['nvidia-smi', '-L'])
-    if check:
-        args['_ansible_check_mode'] = True
-
-    def factory(module):
-        fake.module, fake.params, fake.check_mode = module, module.params, module.check_mode
-        return fake
-
-    with patch_module_args(args), mock.patch.object(accelerator_validation, 'Kube', factory), \
-            mock.patch.object(basic.AnsibleModule, 'exit_json', _exit), \
-            mock.patch.object(basic.AnsibleModule, 'fail_json', _fail):
-        with pytest.raises(Exited) as exited:
-            accelerator_validation.main()
-    return exited.value
+    return run_kube_module(accelerator_validation.main, fake, args, check=check)
 
 
 def finish(outcomes):
@@ -242,3 +212,26 @@ def test_jobs_and_pods_go_in_one_request_each_and_logs_only_for_failures():
     assert not [k for k in fake.objects if k[1] in ('Job', 'Pod')]
     # without expect_output only the failed pod's log is read
     assert fake.log_reads == [('gpu', 'gpu-check-g2-pod')]
+
+
+def test_no_diff_in_diff_mode_and_no_desired_state_options():
+    fake = FakeKube(nodes=gpu_nodes(), on_apply=finish({'g1': (True, 'GPU 0: A100'), 'g2': (True, 'GPU 0: A100')}))
+    out = run(fake, _ansible_diff=True)
+    assert not out.failed and out.result['changed'] and 'diff' not in out.result
+    for option, value in (('state', 'absent'), ('wait', False), ('force_conflicts', True)):
+        fake = FakeKube(nodes=gpu_nodes())
+        out = run(fake, **{option: value})
+        assert out.failed and 'Unsupported parameters' in out.result['msg'] and option in out.result['msg']
+        assert fake.created == []
+
+
+class LogsUnreadable(FakeKube):
+    def pod_log(self, namespace, name, tail_lines=20):
+        raise KubeError('reading the log of Pod %s/%s failed: 503 Service Unavailable' % (namespace, name))
+
+
+def test_an_api_error_after_the_jobs_were_created_fails_as_changed():
+    fake = LogsUnreadable(nodes=gpu_nodes(), on_apply=finish({'g1': (True, 'GPU 0: A100'), 'g2': (False, 'lost')}))
+    out = run(fake)
+    assert out.failed and out.result['changed'] is True and 'reading the log of Pod gpu/' in out.result['msg']
+    assert len(fake.created) == 2

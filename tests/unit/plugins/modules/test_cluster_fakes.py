@@ -11,10 +11,10 @@ import copy
 import itertools
 import types
 import uuid as uuidlib
+from unittest import mock
 
 import pytest
 
-from ansible.module_utils.testing import patch_module_args
 from ansible.module_utils import basic
 
 from magnumclient import exceptions as magnum_exc
@@ -23,6 +23,7 @@ from ansible_collections.hpcops.coe.plugins.module_utils import openstack as os_
 from ansible_collections.hpcops.coe.plugins.module_utils import retries
 from ansible_collections.hpcops.coe.plugins.module_utils import waiting
 from ansible_collections.openstack.cloud.plugins.module_utils.openstack import OpenStackModule
+from ansible_collections.hpcops.coe.tests.unit.plugins import fakes
 
 _counter = itertools.count(1)
 
@@ -34,12 +35,6 @@ def new_uuid():
 def test_fake_uuid_is_a_uuid():
     from ansible_collections.hpcops.coe.plugins.module_utils import magnum as mg
     assert mg.is_uuid(new_uuid())
-
-
-class Exit(Exception):
-    def __init__(self, result):
-        super(Exit, self).__init__(result)
-        self.result = result
 
 
 class Fail(Exception):
@@ -493,40 +488,21 @@ def cloud(monkeypatch):
     return fake
 
 
-def _exit(self, **kwargs):
-    kwargs.setdefault('changed', False)
-    raise Exit(kwargs)
-
-
-def _fail(self, msg=None, **kwargs):
-    kwargs['msg'] = msg
-    kwargs['failed'] = True
-    raise Fail(kwargs)
-
-
 def run_module(main, args, check=False, diff=False):
-    """Run a module's main(); returns the exit result or raises Fail."""
+    """Run a module's main(); returns the exit result (with the warnings it gave) or raises Fail."""
     args = dict(args)
     args.setdefault('cloud', 'test')
     args['_ansible_check_mode'] = check
     args['_ansible_diff'] = diff
     warnings = []
-    with patch_module_args(args):
-        saved = basic.AnsibleModule.exit_json, basic.AnsibleModule.fail_json, basic.AnsibleModule.warn
-        basic.AnsibleModule.exit_json = _exit
-        basic.AnsibleModule.fail_json = _fail
-        basic.AnsibleModule.warn = lambda self, msg, *a, **k: warnings.append(msg)
-        try:
-            main()
-        except Exit as done:
-            done.result['warnings'] = warnings
-            return done.result
-        except Fail as failed:
-            failed.result['warnings'] = warnings
-            raise
-        finally:
-            basic.AnsibleModule.exit_json, basic.AnsibleModule.fail_json, basic.AnsibleModule.warn = saved
-    raise AssertionError('module returned without exit_json')
+    warn = mock.patch.object(basic.AnsibleModule, 'warn', lambda self, msg, *a, **k: warnings.append(msg))
+    ended = fakes.run_module(main, args, patches=[warn])
+    ended.result['warnings'] = warnings
+    if ended.failed:
+        ended.result['failed'] = True
+        raise Fail(ended.result)
+    ended.result.setdefault('changed', False)
+    return ended.result
 
 
 def run_failing(main, args, check=False, diff=False):

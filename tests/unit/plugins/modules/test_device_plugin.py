@@ -6,53 +6,20 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-from unittest import mock
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.hpcops.coe.plugins.module_utils import kube_module
 from ansible_collections.hpcops.coe.plugins.modules import device_plugin
-from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_kube import FakeKube, node
+from ansible_collections.hpcops.coe.tests.unit.plugins.fakes import FakeKube, node, run_kube_module
 
 DS = ('apps/v1', 'DaemonSet', 'plugins', 'nvidia-device-plugin')
 GPU_LABEL = {'feature.node.kubernetes.io/pci-10de.present': 'true'}
 
 
-class Exited(Exception):
-    def __init__(self, result, failed):
-        super(Exited, self).__init__(json.dumps(result, default=str)[:2000])
-        self.result = result
-        self.failed = failed
-
-
-def _exit(self, **kwargs):
-    raise Exited(kwargs, False)
-
-
-def _fail(self, msg, **kwargs):
-    kwargs['msg'] = msg
-    raise Exited(kwargs, True)
-
-
 def run(fake, check=False, **args):
     args.setdefault('namespace', 'plugins')
-    if check:
-        args['_ansible_check_mode'] = True
-
-    def factory(module):
-        fake.module, fake.params, fake.check_mode = module, module.params, module.check_mode
-        return fake
-
-    with patch_module_args(args), mock.patch.object(kube_module, 'Kube', factory), \
-            mock.patch.object(basic.AnsibleModule, 'exit_json', _exit), \
-            mock.patch.object(basic.AnsibleModule, 'fail_json', _fail):
-        with pytest.raises(Exited) as exited:
-            device_plugin.main()
-    return exited.value
+    return run_kube_module(device_plugin.main, fake, args, check=check)
 
 
 def rolled_out(ready=True, resources=None):

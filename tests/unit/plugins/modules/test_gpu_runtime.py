@@ -6,48 +6,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-from unittest import mock
-
-import pytest
-
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
-
-from ansible_collections.hpcops.coe.plugins.module_utils import kube, kube_module
+from ansible_collections.hpcops.coe.plugins.module_utils import kube
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_gpu import GPU_LABEL, MIG_STATE_LABEL
 from ansible_collections.hpcops.coe.plugins.modules import gpu_runtime
-from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_kube import FakeKube, node
+from ansible_collections.hpcops.coe.tests.unit.plugins.fakes import FakeKube, node, run_kube_module
 from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_kube_gpu import feature
 
 
-class Exited(Exception):
-    def __init__(self, result, failed):
-        super(Exited, self).__init__(json.dumps(result, default=str)[:2000])
-        self.result = result
-        self.failed = failed
-
-
-def _exit(self, **kwargs):
-    raise Exited(kwargs, False)
-
-
-def _fail(self, msg, **kwargs):
-    kwargs['msg'] = msg
-    raise Exited(kwargs, True)
-
-
 def run(fake, **args):
-    def factory(module):
-        fake.module, fake.params, fake.check_mode = module, module.params, module.check_mode
-        return fake
-
-    with patch_module_args(args), mock.patch.object(kube_module, 'Kube', factory), \
-            mock.patch.object(basic.AnsibleModule, 'exit_json', _exit), \
-            mock.patch.object(basic.AnsibleModule, 'fail_json', _fail):
-        with pytest.raises(Exited) as exited:
-            gpu_runtime.main()
-    return exited.value
+    return run_kube_module(gpu_runtime.main, fake, args)
 
 
 def test_a_mig_manager_reporting_failed_ends_the_wait_with_the_node_report():

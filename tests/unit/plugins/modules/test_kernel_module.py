@@ -7,17 +7,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-from unittest import mock
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.hpcops.coe.plugins.module_utils import kube
-from ansible_collections.hpcops.coe.plugins.module_utils import kube_module
 from ansible_collections.hpcops.coe.plugins.modules import kernel_module
-from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_kube import FakeKube, node
+from ansible_collections.hpcops.coe.tests.unit.plugins.fakes import FakeKube, node, run_kube_module
 
 EL94 = '5.14.0-427.13.1.el9_4.x86_64'
 EL95 = '5.14.0-503.11.1.el9_5.x86_64'
@@ -26,41 +22,13 @@ READY = 'kmm.node.kubernetes.io/gpu.nvidia.ready'
 IMAGE = 'registry.example.com/nvidia:${KERNEL_FULL_VERSION}'
 
 
-class Exited(Exception):
-    def __init__(self, result, failed):
-        super(Exited, self).__init__(json.dumps(result, default=str)[:2000])
-        self.result = result
-        self.failed = failed
-
-
-def _exit(self, **kwargs):
-    raise Exited(kwargs, False)
-
-
-def _fail(self, msg, **kwargs):
-    kwargs['msg'] = msg
-    raise Exited(kwargs, True)
-
-
 def run(fake, check=False, **args):
     args.setdefault('name', 'nvidia')
     args.setdefault('namespace', 'gpu')
     args.setdefault('module_name', 'nvidia')
     args.setdefault('selector', {'gpu': 'true'})
     args.setdefault('container_image', IMAGE)
-    if check:
-        args['_ansible_check_mode'] = True
-
-    def factory(module):
-        fake.module, fake.params, fake.check_mode = module, module.params, module.check_mode
-        return fake
-
-    with patch_module_args(args), mock.patch.object(kube_module, 'Kube', factory), \
-            mock.patch.object(basic.AnsibleModule, 'exit_json', _exit), \
-            mock.patch.object(basic.AnsibleModule, 'fail_json', _fail):
-        with pytest.raises(Exited) as exited:
-            kernel_module.main()
-    return exited.value
+    return run_kube_module(kernel_module.main, fake, args, check=check)
 
 
 def kmm(fake, module):

@@ -6,56 +6,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-from unittest import mock
-
-import pytest
-
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
-
-from ansible_collections.hpcops.coe.plugins.module_utils import kube_module
 from ansible_collections.hpcops.coe.plugins.modules import node_feature_rule
-from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_kube import FakeKube, node
+from ansible_collections.hpcops.coe.tests.unit.plugins.fakes import FakeKube, node, run_kube_module
 
 NFR = ('nfd.k8s-sigs.io/v1alpha1', 'NodeFeatureRule', None)
 GPU_LABEL = 'feature.node.kubernetes.io/pci-10de.present'
 
 
-class Exited(Exception):
-    def __init__(self, result, failed):
-        super(Exited, self).__init__(json.dumps(result, default=str)[:2000])
-        self.result = result
-        self.failed = failed
-
-
-def _exit(self, **kwargs):
-    raise Exited(kwargs, False)
-
-
-def _fail(self, msg, **kwargs):
-    kwargs['msg'] = msg
-    raise Exited(kwargs, True)
-
-
 def run(fake, check=False, diff=False, **args):
-    if check:
-        args['_ansible_check_mode'] = True
-    if diff:
-        args['_ansible_diff'] = True
-    holder = {}
-
-    def factory(module):
-        fake.module, fake.params, fake.check_mode = module, module.params, module.check_mode
-        holder['kube'] = fake
-        return fake
-
-    with patch_module_args(args), mock.patch.object(kube_module, 'Kube', factory), \
-            mock.patch.object(basic.AnsibleModule, 'exit_json', _exit), \
-            mock.patch.object(basic.AnsibleModule, 'fail_json', _fail):
-        with pytest.raises(Exited) as exited:
-            node_feature_rule.main()
-    return exited.value
+    return run_kube_module(node_feature_rule.main, fake, args, check=check, diff=diff)
 
 
 RULES = [{'name': 'gpu', 'labels': {'pci-10de.present': 'true'}, 'pci': {'vendor': '10de', 'class': ['0302']},

@@ -14,29 +14,13 @@ import stat
 import pytest
 
 from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.hpcops.coe.plugins.modules import node_mounts
+from ansible_collections.hpcops.coe.tests.unit.plugins.fakes import run_module
 
 NETWORKS = [{'name': 'ib-100g', 'kind': 'infiniband'}]
 GLUSTER = {'path': '/scratch', 'type': 'glusterfs', 'network': 'ib-100g', 'servers': ['10.100.0.10'],
            'source': 'scratch'}
-
-
-class Exited(Exception):
-    def __init__(self, result, failed):
-        super(Exited, self).__init__(json.dumps(result, default=str)[:2000])
-        self.result = result
-        self.failed = failed
-
-
-def _exit(self, **kwargs):
-    raise Exited(kwargs, False)
-
-
-def _fail(self, msg, **kwargs):
-    kwargs['msg'] = msg
-    raise Exited(kwargs, True)
 
 
 class Node(object):
@@ -59,10 +43,6 @@ class Node(object):
 
 def run(monkeypatch, root, live=False, node=None, check=False, **args):
     args = dict({'root': str(root), 'networks': NETWORKS, 'os_family': 'debian'}, **args)
-    if check:
-        args['_ansible_check_mode'] = True
-    monkeypatch.setattr(basic.AnsibleModule, 'exit_json', _exit)
-    monkeypatch.setattr(basic.AnsibleModule, 'fail_json', _fail)
     if node is not None:
         monkeypatch.setattr(basic.AnsibleModule, 'run_command', node.run_command)
     if live:
@@ -73,10 +53,7 @@ def run(monkeypatch, root, live=False, node=None, check=False, **args):
             real(self, module)
             self.live = True
         monkeypatch.setattr(node_mounts.NodeMounts, '__init__', init)
-    with patch_module_args(args):
-        with pytest.raises(Exited) as info:
-            node_mounts.main()
-    return info.value
+    return run_module(node_mounts.main, args, check=check)
 
 
 @pytest.fixture

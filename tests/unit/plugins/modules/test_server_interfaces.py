@@ -7,58 +7,24 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
 from unittest import mock
 
 import pytest
 
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.openstack.cloud.plugins.module_utils.openstack import OpenStackModule
 from ansible_collections.hpcops.coe.plugins.modules import server_interfaces
-from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_interfaces import FakeConn
-
-
-class Exited(Exception):
-    def __init__(self, result, failed):
-        super(Exited, self).__init__(json.dumps(result, default=str)[:2000])
-        self.result = result
-        self.failed = failed
-
-
-def _exit(self, **kwargs):
-    raise Exited(kwargs, False)
-
-
-def _fail(self, msg, **kwargs):
-    kwargs['msg'] = msg
-    raise Exited(kwargs, True)
+from ansible_collections.hpcops.coe.tests.unit.plugins.fakes import cloud_with_networks, run_openstack_module
 
 
 @pytest.fixture
 def cloud():
-    conn = FakeConn()
-    conn.private = conn.add_network('private', '10.0.0.0/24')
-    conn.eth = conn.add_network('eth-25g', '10.25.0.0/24', physnet='eth25', mtu=9000)
-    conn.ib = conn.add_network('ib-100g', '10.100.0.0/24', physnet='ib', mtu=4092)
-    return conn
+    return cloud_with_networks()
 
 
 def run(conn, check=False, diff=False, **args):
     args.setdefault('cloud', 'sim')
     args.setdefault('retry_delay', 0.001)
-    if check:
-        args['_ansible_check_mode'] = True
-    if diff:
-        args['_ansible_diff'] = True
-    with patch_module_args(args), \
-            mock.patch.object(OpenStackModule, 'openstack_cloud_from_module', return_value=(mock.MagicMock(), conn)), \
-            mock.patch.object(basic.AnsibleModule, 'exit_json', _exit), \
-            mock.patch.object(basic.AnsibleModule, 'fail_json', _fail):
-        with pytest.raises(Exited) as exited:
-            server_interfaces.main()
-    return exited.value
+    return run_openstack_module(server_interfaces.main, conn, args, check=check, diff=diff)
 
 
 def ok(conn, **args):

@@ -9,21 +9,15 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.hpcops.coe.plugins.modules import stack_facts
-from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_discovery import (
+from ansible_collections.hpcops.coe.tests.unit.plugins.fakes import (
     FakeCloud,
     module_failed,
     module_ok,
 )
 
 
-@pytest.fixture(autouse=True)
-def _no_retry_waits(monkeypatch):
-    """Reads retry transient errors with real sleeps; the errors these tests inject need no waiting."""
-    import time as real_time
-    import types
-    from ansible_collections.hpcops.coe.plugins.module_utils import retries as retry_layer
-    monkeypatch.setattr(retry_layer, 'time', types.SimpleNamespace(
-        sleep=lambda seconds: None, monotonic=real_time.monotonic, time=real_time.time))
+# Reads retry transient errors with real sleeps; the errors these tests inject need no waiting.
+pytestmark = pytest.mark.usefixtures('no_retry_waits')
 
 
 def ok(conn, **args):
