@@ -28,8 +28,8 @@ import json
 
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_deviceplugin import (
     CONFIG_HASH_ANNOTATION, DEVICE_NODES_ARG_SPEC, config_hash)
+from ansible_collections.hpcops.coe.plugins.module_utils.kube_nfd import NFD_PREFIX, pci_devices, pci_matches
 
-NFD_PREFIX = 'feature.node.kubernetes.io/'
 GPU_LABEL = NFD_PREFIX + 'pci-10de.present'
 NODEGROUP_LABEL = 'magnum.openstack.org/nodegroup'
 MIG_CONFIG_LABEL = 'nvidia.com/mig.config'
@@ -98,14 +98,9 @@ def mig_parted_config(profiles):
 def node_gpus(nodefeatures):
     """{node: [PCI device IDs of its NVIDIA GPUs]} from NFD NodeFeature objects (vendor 10de, class 03xx)."""
     out = {}
-    for nf in nodefeatures or []:
-        meta = nf.get('metadata') or {}
-        node = (meta.get('labels') or {}).get('nfd.node.kubernetes.io/node-name') or meta.get('name')
-        instances = (((nf.get('spec') or {}).get('features') or {}).get('instances') or {})
-        for device in (instances.get('pci.device') or {}).get('elements') or []:
-            attrs = device.get('attributes') or {}
-            if str(attrs.get('vendor', '')).lower() == NVIDIA_VENDOR and str(attrs.get('class', '')).startswith('03'):
-                out.setdefault(node, []).append(str(attrs.get('device', '')).lower())
+    for node, attrs in pci_devices(nodefeatures):
+        if pci_matches(attrs, NVIDIA_VENDOR, ('03',)):
+            out.setdefault(node, []).append(str(attrs.get('device', '')).lower())
     return out
 
 

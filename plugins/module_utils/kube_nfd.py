@@ -24,6 +24,27 @@ HEX4 = re.compile(r'^[0-9a-f]{4}$')
 HEX_CLASS = re.compile(r'^([0-9a-f]{2}|[0-9a-f]{4})$')
 
 
+def pci_devices(nodefeatures):
+    """(node name, PCI attributes) of every pci.device in NFD's NodeFeature objects (one per node, from nfd-worker)."""
+    for nf in nodefeatures or []:
+        meta = nf.get('metadata') or {}
+        node = (meta.get('labels') or {}).get('nfd.node.kubernetes.io/node-name') or meta.get('name')
+        instances = ((nf.get('spec') or {}).get('features') or {}).get('instances') or {}
+        for device in (instances.get('pci.device') or {}).get('elements') or []:
+            yield node, device.get('attributes') or {}
+
+
+def pci_matches(attrs, vendor, classes):
+    """Whether a device is of `vendor` (4 hex digits) and one of `classes` (2-digit class or 4-digit subclass)."""
+    pci_class = str(attrs.get('class', '')).lower()
+    return str(attrs.get('vendor', '')).lower() == vendor and any(c in (pci_class[:2], pci_class) for c in classes)
+
+
+def nodes_with_pci(nodefeatures, vendor, classes):
+    """Sorted names of the nodes with at least one such device."""
+    return sorted(set(node for node, attrs in pci_devices(nodefeatures) if pci_matches(attrs, vendor, classes)))
+
+
 def full_label_key(key):
     """The key nfd-master writes: keys without a prefix get feature.node.kubernetes.io/."""
     return key if '/' in key else NFD_PREFIX + key
