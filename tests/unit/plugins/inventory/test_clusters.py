@@ -19,7 +19,6 @@ from ansible.plugins.loader import inventory_loader
 from ansible.utils.display import Display
 
 from ansible_collections.hpcops.coe.plugins.inventory import clusters as plugin_module
-from ansible_collections.hpcops.coe.plugins.plugin_utils.node_groups import choose_ansible_host
 from ansible_collections.hpcops.coe.tests.unit.plugins.fakes import FakeCloud, FakeImage
 
 
@@ -287,13 +286,3 @@ def test_unknown_cloud_name(world):
 def test_skip_statuses_can_include_clusters_being_built(world):
     inv = world.parse(world.config(skip_statuses=[]))
     assert members(inv, 'coe_cluster_building') == ['building-aaaaaaaaaaaa-master-0', 'building-aaaaaaaaaaaa-node-0']
-
-
-def test_choose_ansible_host():
-    addrs = {'a': {'fixed': ['fd00::1', '10.0.0.1'], 'floating': [], 'mac': None},
-             'b': {'fixed': ['10.1.0.1'], 'floating': ['172.24.4.1'], 'mac': None}}
-    assert choose_ansible_host(addrs, 'a') == '10.0.0.1'
-    assert choose_ansible_host(addrs, 'zzz') == '172.24.4.1'
-    assert choose_ansible_host(addrs) == '172.24.4.1'
-    assert choose_ansible_host({'a': addrs['a']}) == '10.0.0.1'
-    assert choose_ansible_host({}) is None
