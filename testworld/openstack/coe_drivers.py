@@ -462,7 +462,7 @@ class HeatDriver(Driver):
         stack = heat.add(Stack(heat, stack_name, cluster.project_id,
                                description="This template will boot a Kubernetes cluster with one or more minions "
                                            "(as specified by the number_of_minions parameter, which defaults to 1).",
-                               timeout_mins=cluster.create_timeout))
+                               timeout_mins=cluster.create_timeout, owner=self.stack_owner(cluster)))
         stack.parameters = {"number_of_masters": str(cluster.master_count_spec),
                             "number_of_minions": str(cluster.node_count_spec)}
         cluster.stack = stack
@@ -477,6 +477,11 @@ class HeatDriver(Driver):
             else:
                 self.prepare_nodegroup(cluster, ng)
 
+    def stack_owner(self, cluster):
+        """Heat's stack_owner: the name of the user whose request made the cluster."""
+        user = self.world.keystone.users.get(cluster.user_id)
+        return user["name"] if user else None
+
     def _group_stack(self, cluster, ng, parent):
         heat = self.world.heat
         gname = self.group_name(ng)
@@ -490,7 +495,8 @@ class HeatDriver(Driver):
             return
         heat = self.world.heat
         name = ("%s-%s-%s" % (cluster.name[:20], ng.name[:9], self.short_id())).lower()
-        stack = heat.add(Stack(heat, name, cluster.project_id, timeout_mins=cluster.create_timeout))
+        stack = heat.add(Stack(heat, name, cluster.project_id, timeout_mins=cluster.create_timeout,
+                               owner=self.stack_owner(cluster)))
         ng.stack_id = stack.id
         ng.own_stack = stack
         stack.resources_fn = lambda c=cluster, n=ng: self.ng_resources(c, n)
