@@ -451,6 +451,12 @@ class Driver:
                 self.nova._commit_attach(server, network, None, None)
 
 
+# A ResourceGroup's attributes as Heat shows them (resource show): the nested stack's outputs
+# behind refs/refs_map/attributes exist only when the parent template reads them, and
+# Magnum's templates read the members' addresses instead, so they are null.
+GROUP_ATTRIBUTES = {"attributes": None, "refs": None, "refs_map": None, "removed_rsrc_list": []}
+
+
 class HeatDriver(Driver):
     name = "heat"
     heat_stacks = True
@@ -603,13 +609,15 @@ class HeatDriver(Driver):
             status, reason = self._group_status(ng)
             res.append(Resource(self.group_name(ng), "OS::Heat::ResourceGroup", ng.group_stack.id, status=status,
                                 reason=reason, created=created, updated=ng.updated, nested=ng.group_stack,
-                                required_by=["kube_cluster_deploy"] if ng.role == "master" else []))
+                                required_by=["kube_cluster_deploy"] if ng.role == "master" else [],
+                                attributes=dict(GROUP_ATTRIBUTES)))
         return res
 
     def ng_resources(self, cluster, ng):
         status, reason = self._group_status(ng)
         return [Resource("kube_minions", "OS::Heat::ResourceGroup", ng.group_stack.id, status=status, reason=reason,
-                         created=ng.own_stack.created, updated=ng.updated, nested=ng.group_stack)]
+                         created=ng.own_stack.created, updated=ng.updated, nested=ng.group_stack,
+                         attributes=dict(GROUP_ATTRIBUTES))]
 
     def member_resources(self, cluster, ng):
         tmpl = "%s/%s.yaml" % (HEAT_TEMPLATE_DIR, "kubemaster" if ng.role == "master" else "kubeminion")

@@ -79,6 +79,7 @@ class Stack:
         now = heat.world.now()
         self.created = now
         self.updated = None
+        self.deleted = None
         self.status = "CREATE_IN_PROGRESS"
         self.reason = "Stack CREATE started"
         self.parameters = {}
@@ -227,7 +228,8 @@ class Heat(Service):
         s = self._get(req, req.params["stack"], req.params["second"], deleted=True)
         resolve = self._bool_param(req, "resolve_outputs", True)
         body = self._stack_view(req, s)
-        body.update({"capabilities": [], "disable_rollback": True, "notification_topics": [],
+        # A stack shown alone has its tags as a list, empty when it has none (lists say null).
+        body.update({"capabilities": [], "disable_rollback": True, "notification_topics": [], "tags": s.tags or [],
                      "parameters": self._parameters(s),
                      "template_description": s.description, "timeout_mins": s.timeout_mins})
         # Like Heat's format_stack: with resolve_outputs=False the answer has no "outputs" key
@@ -256,7 +258,7 @@ class Heat(Service):
         # Heat names the owning project only in an admin's global_tenant listing.
         view = {
             "id": s.id, "stack_name": s.name, "stack_status": s.status, "stack_status_reason": s.reason,
-            "creation_time": iso_z(s.created), "updated_time": iso_z(s.updated), "deletion_time": None,
+            "creation_time": iso_z(s.created), "updated_time": iso_z(s.updated), "deletion_time": iso_z(s.deleted),
             "description": s.description, "links": [{"href": self._stack_url(req, s), "rel": "self"}],
             "parent": s.parent, "stack_owner": s.owner, "stack_user_project_id": s.project_id, "tags": s.tags,
         }
@@ -323,6 +325,7 @@ class Heat(Service):
         # Heat keeps a deleted stack: shown by name and id (DELETE_COMPLETE), absent from lists
         # and name lookups. Its nested stacks go.
         s.set_status("DELETE_COMPLETE", "Stack DELETE completed successfully")
+        s.deleted = self.world.now()
         for child in [c for c in self.stacks.values() if c.parent == s.id]:
             self.remove(child.id)
 
@@ -420,13 +423,26 @@ class Heat(Service):
                 values[key] = spec["default"]
             else:
                 raise ApiError(400, "The Parameter (%s) was not provided." % key, kind="UserParameterMissing")
-        # Heat shows every parameter value as a string.
-        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+        return values
+
+    @staticmethod
+    def _typed(tmpl, key, value):
+        """A parameter's value as get_param answers it: numbers as numbers."""
+        if ((tmpl.get("parameters") or {}).get(key) or {}).get("type") == "number" and isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                try:
+                    return float(value)
+                except ValueError:
+                    return value
+        return value
 
     def _apply_template(self, s, tmpl, params):
         now = self.world.now()
         s.template = tmpl
-        s.parameters = params
+        # Heat shows every parameter value as a string; get_param answers it typed.
+        s.parameters = {k: v if isinstance(v, str) else json.dumps(v) for k, v in params.items()}
         old = {r.name: r for r in s.resources_fn()}
         resources = []
         specs = tmpl.get("resources") or {}
@@ -445,7 +461,7 @@ class Heat(Service):
             if isinstance(expr, dict) and len(expr) == 1:
                 (fn, arg), = expr.items()
                 if fn == "get_param":
-                    return params.get(arg)
+                    return self._typed(tmpl, arg, params.get(arg))
                 if fn == "get_resource":
                     return by_name[arg].physical_id if arg in by_name else None
             return expr
