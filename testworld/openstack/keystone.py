@@ -176,7 +176,7 @@ class Keystone(Service):
             })
         return out
 
-    def token_body(self, tok):
+    def token_body(self, tok, catalog=True):
         user = tok.user
         body = {
             "methods": tok.methods,
@@ -191,7 +191,8 @@ class Keystone(Service):
             body["project"] = {"domain": dict(self.domains[p["domain_id"]]), "id": p["id"], "name": p["name"]}
             body["is_domain"] = False
             body["roles"] = [{"id": self._role_id(r), "name": r} for r in tok.roles]
-            body["catalog"] = self.catalog(p["id"])
+            if catalog:
+                body["catalog"] = self.catalog(p["id"])
         if tok.app_cred:
             body["application_credential"] = {"id": tok.app_cred["id"], "name": tok.app_cred["name"],
                                               "restricted": not tok.app_cred["unrestricted"]}
@@ -360,7 +361,8 @@ class Keystone(Service):
             raise ApiError(401, message, body={"error": {"code": 401, "title": "Unauthorized", "message": message,
                                                          "identity": {"methods": list(SUPPORTED_METHODS)}}})
         tok = self.issue(user, project, list(roles), list(methods), app_cred)
-        return json_response(self.token_body(tok), status=201, headers={"X-Subject-Token": tok.id})
+        return json_response(self.token_body(tok, "nocatalog" not in req.query), status=201,
+                             headers={"X-Subject-Token": tok.id})
 
     def _may_see_token(self, req, sub, action):
         # Keystone's default policy: an administrator, a service, or the token's own user.
@@ -374,7 +376,7 @@ class Keystone(Service):
         self._may_see_token(req, sub, "validate_token")
         if req.method == "HEAD":
             return Response(200, b"", {"X-Subject-Token": sub.id})
-        return json_response(self.token_body(sub), headers={"X-Subject-Token": sub.id})
+        return json_response(self.token_body(sub, "nocatalog" not in req.query), headers={"X-Subject-Token": sub.id})
 
     def revoke_token(self, req):
         sub = self.validate_header(req.header("X-Subject-Token"))

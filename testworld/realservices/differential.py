@@ -103,6 +103,17 @@ class Side:
             self.tokens[key] = (resp.headers['X-Subject-Token'], resp.json()['token'])
         return self.tokens[key][0]
 
+    def appcred_names(self):
+        """The application credential's name and its user's name, as a token of it tells."""
+        if 'name' not in self.appcred:
+            body = {'auth': {'identity': {'methods': ['application_credential'], 'application_credential': dict(
+                id=self.appcred['id'], secret=self.appcred['secret'])}}}
+            resp = self.http.post(self.identity + '/auth/tokens', json=body, timeout=60)
+            resp.raise_for_status()
+            token = resp.json()['token']
+            self.appcred.update(name=token['application_credential']['name'], user=token['user']['name'])
+        return self.appcred
+
     def token_body(self, user):
         self.token(user)
         return self.tokens[(user, None)][1]
@@ -289,6 +300,13 @@ def keystone_steps():
         Step('ks-auth-appcred', 'application credential by id',
              auth(lambda s: {'auth': {'identity': {'methods': ['application_credential'], 'application_credential': {
                  'id': s.appcred['id'], 'secret': s.appcred['secret']}}}})),
+        Step('ks-auth-nocatalog', 'password, project scope, nocatalog',
+             lambda s: s.send('POST', ks(s) + '/auth/tokens?nocatalog', body=password_auth('demo', pw(s, 'demo'), hpc))),
+        Step('ks-auth-appcred-by-name', 'application credential by name and user',
+             auth(lambda s: {'auth': {'identity': {'methods': ['application_credential'], 'application_credential': {
+                 'name': s.appcred_names()['name'], 'user': {'name': s.appcred_names()['user'],
+                                                             'domain': {'id': 'default'}},
+                 'secret': s.appcred['secret']}}}})),
         Step('ks-auth-appcred-bad-secret', 'application credential, wrong secret',
              auth(lambda s: {'auth': {'identity': {'methods': ['application_credential'], 'application_credential': {
                  'id': s.appcred['id'], 'secret': 'wrong'}}}})),
@@ -308,6 +326,8 @@ def keystone_steps():
         Step('ks-validate-own', 'validate its own token (member)', subject(lambda s: s.token('demo'), user='demo')),
         Step('ks-validate-others', "validate another user's token (member)",
              subject(lambda s: s.token('admin'), user='demo')),
+        Step('ks-validate-nocatalog', 'validate a token, nocatalog',
+             lambda s: s.send('GET', ks(s) + '/auth/tokens?nocatalog', 'admin', headers={'X-Subject-Token': s.token('demo')})),
         Step('ks-validate-garbage', 'validate an unknown token', subject(lambda s: 'gAAAAABgarbage')),
         Step('ks-validate-no-subject', 'validate without X-Subject-Token',
              lambda s: s.send('GET', ks(s) + '/auth/tokens', 'admin')),
@@ -417,6 +437,9 @@ def heat_steps():
              get(lambda s: cluster(s) + '/resources?nested_depth=deep')),
         Step('heat-resources-type', 'list resources, type filter',
              get(lambda s: cluster(s) + '/resources?type=OS::Heat::ResourceGroup')),
+        Step('heat-resources-detail', 'list resources, with_detail=true',
+             get(lambda s: cluster(s) + '/resources?with_detail=true')),
+        Step('heat-events', 'list the stack\'s events', get(lambda s: cluster(s) + '/events')),
         Step('heat-resource-show', 'show a resource', get(lambda s: cluster(s) + '/resources/kube_masters')),
         Step('heat-resource-missing', 'show an unknown resource', get(lambda s: cluster(s) + '/resources/no_such')),
         Step('heat-outputs', 'list outputs', get(lambda s: cluster(s) + '/outputs')),
