@@ -8,7 +8,8 @@ from testworld.realservices import differential
 
 def obs(status=200, body=None, location=False):
     return {'status': status, 'location': location, 'kind': 'json' if body is not None else 'empty',
-            'shape': differential.shape(body) if body is not None else {}}
+            'shape': differential.shape(body) if body is not None else {},
+            'values': differential.values(body) if body is not None else {}}
 
 
 def test_shape_records_key_paths_types_and_list_elements():
@@ -22,6 +23,10 @@ def test_compare_reports_status_location_body_and_keys():
     diffs = dict(differential.compare(obs(404, {'error': {'message': 'x'}}, location=True), obs(403, {'error': {}})))
     assert set(diffs) == {'status', 'location', 'key $.error.message'}
     assert dict(differential.compare(obs(204), obs(200, {})))['body'] == 'body: sim empty, real json'
+    # Values are compared only where they tell one error or state from another.
+    diffs = differential.compare(obs(404, {'error': {'type': 'EntityNotFound', 'message': 'a'}}),
+                                 obs(404, {'error': {'type': 'HTTPNotFound', 'message': 'b'}}))
+    assert diffs == [('value $.error.type', '$.error.type: sim "EntityNotFound", real "HTTPNotFound"')]
 
 
 def test_judge_allows_only_what_the_allowlist_names():

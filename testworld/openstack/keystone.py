@@ -356,6 +356,8 @@ class Keystone(Service):
             project = self._resolve_scope(user, scope) if scope else old.project
             roles = user["assignments"].get(project["id"], []) if project else []
             app_cred = old.app_cred
+            # A token made from a token keeps the methods that made the first one.
+            methods = list(methods) + [m for m in old.methods if m not in methods]
         else:
             message = "Attempted to authenticate with an unsupported method."
             raise ApiError(401, message, body={"error": {"code": 401, "title": "Unauthorized", "message": message,

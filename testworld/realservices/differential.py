@@ -11,8 +11,9 @@ side, each side keeping its own tokens, ids and stacks.
 
 Every step is one request, normal or wrong (bad passwords, bad bodies, conflicts, other projects'
 resources, state errors, unknown versions and paths). For each the status code, the shape of the
-JSON body (every key path with the JSON type of its value; list elements merged) and, for
-redirects, the presence of ``Location`` are compared. A difference is *allowed* when the allowlist
+JSON body (every key path with the JSON type of its value; list elements merged), the values
+that tell one error or state from another (``VALUE_PATHS``: Heat's error type, Keystone's error
+title, a stack's status, a token's methods) and the presence of ``Location`` are compared. A difference is *allowed* when the allowlist
 (``differential-allowlist.yml`` beside this file) names the step and the part that differs, with
 the reason; anything else is *unexplained* and the exit status is 1.
 """
@@ -29,6 +30,9 @@ import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ALLOWLIST = os.path.join(HERE, 'differential-allowlist.yml')
+# Values compared besides the shape: what tells one error or one state from another.
+VALUE_PATHS = ('$.code', '$.title', '$.error.type', '$.error.code', '$.error.title', '$.stack.stack_status',
+               '$.resource.resource_status', '$.token.methods')
 JSON_TYPES = ((bool, 'bool'), (int, 'number'), (float, 'number'), (str, 'string'), (type(None), 'null'))
 
 
@@ -68,7 +72,23 @@ def compare(sim, real):
             a, b = sim['shape'].get(key), real['shape'].get(key)
             if a != b:
                 diffs.append(('key ' + key, '%s: sim %s, real %s' % (key, a or 'absent', b or 'absent')))
+        for key in VALUE_PATHS:
+            a, b = sim['values'].get(key), real['values'].get(key)
+            if a != b:
+                diffs.append(('value ' + key, '%s: sim %s, real %s' % (key, json.dumps(a), json.dumps(b))))
     return diffs
+
+
+def values(body):
+    """The values at VALUE_PATHS (absent paths left out)."""
+    out = {}
+    for path in VALUE_PATHS:
+        node = body
+        for part in path.split('.')[1:]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None:
+            out[path] = node
+    return out
 
 
 # --------------------------------------------------------------------------- one side
@@ -167,10 +187,11 @@ def password_auth(user, password, scope=None, domain=None):
 def observe(resp):
     ctype = resp.headers.get('Content-Type', '')
     obs = {'status': resp.status_code, 'location': 'Location' in resp.headers, 'kind': 'empty', 'shape': {},
-           'sample': resp.text[:300]}
+           'values': {}, 'sample': resp.text[:300]}
     if resp.content:
         try:
-            obs['shape'] = shape(resp.json())
+            body = resp.json()
+            obs['shape'], obs['values'] = shape(body), values(body)
             obs['kind'] = 'json'
         except ValueError:
             obs['kind'] = 'text (%s)' % ctype.split(';')[0]
