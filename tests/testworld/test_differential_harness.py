@@ -27,6 +27,9 @@ def test_compare_reports_status_location_body_and_keys():
     diffs = differential.compare(obs(404, {'error': {'type': 'EntityNotFound', 'message': 'a'}}),
                                  obs(404, {'error': {'type': 'HTTPNotFound', 'message': 'b'}}))
     assert diffs == [('value $.error.type', '$.error.type: sim "EntityNotFound", real "HTTPNotFound"')]
+    # A token's methods are a set to Keystone: their order is not a difference.
+    assert differential.compare(obs(201, {'token': {'methods': ['token', 'password']}}),
+                                obs(201, {'token': {'methods': ['password', 'token']}})) == []
 
 
 def test_judge_allows_only_what_the_allowlist_names():

@@ -87,7 +87,8 @@ def values(body):
         for part in path.split('.')[1:]:
             node = node.get(part) if isinstance(node, dict) else None
         if node is not None:
-            out[path] = node
+            # Keystone keeps a token's methods in a set: their order varies from token to token.
+            out[path] = sorted(node) if isinstance(node, list) else node
     return out
 
 
