@@ -27,6 +27,10 @@ def test_compare_reports_status_location_body_and_keys():
     diffs = differential.compare(obs(404, {'error': {'type': 'EntityNotFound', 'message': 'a'}}),
                                  obs(404, {'error': {'type': 'HTTPNotFound', 'message': 'b'}}))
     assert diffs == [('value $.error.type', '$.error.type: sim "EntityNotFound", real "HTTPNotFound"')]
+    # In list elements, which ones hold null is the list's data; a key null only on one side is not.
+    assert differential.compare(obs(200, {'s': [{'t': None}, {'t': 'x'}]}), obs(200, {'s': [{'t': 'y'}]})) == []
+    assert differential.compare(obs(200, {'s': [{'t': None}]}), obs(200, {'s': [{'t': 'y'}]})) != []
+    assert differential.compare(obs(200, {'s': {'t': None}}), obs(200, {'s': {'t': 'y'}})) != []
     # A token's methods are a set to Keystone: their order is not a difference.
     assert differential.compare(obs(201, {'token': {'methods': ['token', 'password']}}),
                                 obs(201, {'token': {'methods': ['password', 'token']}})) == []
