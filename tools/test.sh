@@ -81,10 +81,9 @@ run_pytest() { # name, dir, pytest options...
     pytest -p testworld.pytest_plugin -q -ra --durations=25 --junitxml="$results/$name.xml" "$@" "$dir"
 }
 
-# test_realservices.py belongs to the real-services suite (it needs their installation).
+# test_realservices*.py belong to the real-services suites (they need their installation).
 suite_testworld() {
-    run_pytest testworld tests/testworld -n 2 --ignore tests/testworld/test_realservices.py \
-        --ignore tests/testworld/test_realservices_full.py
+    run_pytest testworld tests/testworld -n 2 --ignore-glob 'tests/testworld/test_realservices*.py'
 }
 # The integration tests mostly wait on simulated clouds, so more workers than cores pay off.
 suite_integration() { bash tests/integration/setup-glusterfs.sh; run_pytest integration tests/integration -n 4; }
@@ -99,11 +98,12 @@ suite_reliability() { bash tools/parsers.sh; run_pytest reliability tests/reliab
 suite_realservices() {
     bash testworld/realservices/setup.sh || return 1
     local rc=0
-    # The fidelity tests of the tier itself, then the marked integration tests on it. Every
-    # pytest worker starts a tier of its own (Keystone, Heat, RabbitMQ on free ports, ~1 GB):
-    # two workers halve the wait on real Heat's stacks.
+    # The fidelity tests of the tier itself and the differential check (simulator vs real, one
+    # tier for both), then the marked integration tests on it. Every pytest worker starts a tier
+    # of its own (Keystone, Heat, RabbitMQ on free ports, ~1 GB): two workers halve the wait on
+    # real Heat's stacks.
     pytest -p testworld.pytest_plugin -q -ra --durations=5 --junitxml="$results/realservices-fidelity.xml" \
-        tests/testworld/test_realservices.py || rc=1
+        tests/testworld/test_realservices.py tests/testworld/test_realservices_differential.py || rc=1
     run_pytest realservices tests/integration -n 2 -p testworld.realservices.pytest_plugin -m realservices || rc=1
     return "$rc"
 }

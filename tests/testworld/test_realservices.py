@@ -3,7 +3,7 @@ Glance and Magnum behind the real catalog, exercised with the real clients.
 
 Skipped when testworld/realservices/setup.sh has not been run. The whole tier (real services
 and a simulator bridged to them, on the default scenario with short timings) is started once
-for the session and stopped, state directory removed, at its end.
+for the session (conftest.py) and stopped, state directory removed, at its end.
 """
 
 import json
@@ -27,21 +27,7 @@ from testworld.realservices import bridge
 pytestmark = pytest.mark.skipif(not is_installed(), reason='real services not installed: run testworld/realservices/setup.sh')
 
 OPENSTACK_CLI = os.path.join(os.path.dirname(sys.executable), 'openstack')
-# Short, but long enough for clients to see the *_IN_PROGRESS states.
-TIMINGS = {'server_build': 0.3, 'server_delete': 0.1, 'attach': 0.2, 'detach': 0.1, 'port_bind': 0.05,
-           'cluster_create': 1.5, 'cluster_update': 1.0, 'cluster_delete': 0.5}
-
-
-@pytest.fixture(scope='session')
-def tier(request, tmp_path_factory):
-    from testworld.openstack import scenario
-
-    services = RealServices(str(tmp_path_factory.mktemp('realservices') / 'state'))
-    # start() stops what it started when it fails; its logs stay in the state directory.
-    state = services.start(scenario=scenario.load('default', timings=TIMINGS))
-    yield state
-    # After a failure the configuration and logs stay for a look (processes end either way).
-    services.stop(keep=request.session.testsfailed > 0)
+# The session's tier (fixture ``tier``) is started in conftest.py, shared with the differential check.
 
 
 def password_session(tier, user='admin'):

@@ -451,6 +451,12 @@ class Driver:
                 self.nova._commit_attach(server, network, None, None)
 
 
+# A ResourceGroup's attributes as Heat shows them (resource show): the nested stack's outputs
+# behind refs/refs_map/attributes exist only when the parent template reads them, and
+# Magnum's templates read the members' addresses instead, so they are null.
+GROUP_ATTRIBUTES = {"attributes": None, "refs": None, "refs_map": None, "removed_rsrc_list": []}
+
+
 class HeatDriver(Driver):
     name = "heat"
     heat_stacks = True
@@ -462,7 +468,7 @@ class HeatDriver(Driver):
         stack = heat.add(Stack(heat, stack_name, cluster.project_id,
                                description="This template will boot a Kubernetes cluster with one or more minions "
                                            "(as specified by the number_of_minions parameter, which defaults to 1).",
-                               timeout_mins=cluster.create_timeout))
+                               timeout_mins=cluster.create_timeout, owner=self.stack_owner(cluster)))
         stack.parameters = {"number_of_masters": str(cluster.master_count_spec),
                             "number_of_minions": str(cluster.node_count_spec)}
         cluster.stack = stack
@@ -477,6 +483,11 @@ class HeatDriver(Driver):
             else:
                 self.prepare_nodegroup(cluster, ng)
 
+    def stack_owner(self, cluster):
+        """Heat's stack_owner: the name of the user whose request made the cluster."""
+        user = self.world.keystone.users.get(cluster.user_id)
+        return user["name"] if user else None
+
     def _group_stack(self, cluster, ng, parent):
         heat = self.world.heat
         gname = self.group_name(ng)
@@ -490,7 +501,8 @@ class HeatDriver(Driver):
             return
         heat = self.world.heat
         name = ("%s-%s-%s" % (cluster.name[:20], ng.name[:9], self.short_id())).lower()
-        stack = heat.add(Stack(heat, name, cluster.project_id, timeout_mins=cluster.create_timeout))
+        stack = heat.add(Stack(heat, name, cluster.project_id, timeout_mins=cluster.create_timeout,
+                               owner=self.stack_owner(cluster)))
         ng.stack_id = stack.id
         ng.own_stack = stack
         stack.resources_fn = lambda c=cluster, n=ng: self.ng_resources(c, n)
@@ -597,13 +609,15 @@ class HeatDriver(Driver):
             status, reason = self._group_status(ng)
             res.append(Resource(self.group_name(ng), "OS::Heat::ResourceGroup", ng.group_stack.id, status=status,
                                 reason=reason, created=created, updated=ng.updated, nested=ng.group_stack,
-                                required_by=["kube_cluster_deploy"] if ng.role == "master" else []))
+                                required_by=["kube_cluster_deploy"] if ng.role == "master" else [],
+                                attributes=dict(GROUP_ATTRIBUTES)))
         return res
 
     def ng_resources(self, cluster, ng):
         status, reason = self._group_status(ng)
         return [Resource("kube_minions", "OS::Heat::ResourceGroup", ng.group_stack.id, status=status, reason=reason,
-                         created=ng.own_stack.created, updated=ng.updated, nested=ng.group_stack)]
+                         created=ng.own_stack.created, updated=ng.updated, nested=ng.group_stack,
+                         attributes=dict(GROUP_ATTRIBUTES))]
 
     def member_resources(self, cluster, ng):
         tmpl = "%s/%s.yaml" % (HEAT_TEMPLATE_DIR, "kubemaster" if ng.role == "master" else "kubeminion")

@@ -17,6 +17,10 @@ CATALOG = (
 )
 
 
+# What Keystone lists when a request names another authentication method.
+SUPPORTED_METHODS = ("external", "password", "token", "oauth1", "mapped", "application_credential", "ec2credential")
+
+
 class Token:
     __slots__ = ("id", "user", "project", "roles", "methods", "issued", "expires", "audit_id", "app_cred")
 
@@ -172,7 +176,7 @@ class Keystone(Service):
             })
         return out
 
-    def token_body(self, tok):
+    def token_body(self, tok, catalog=True):
         user = tok.user
         body = {
             "methods": tok.methods,
@@ -187,7 +191,8 @@ class Keystone(Service):
             body["project"] = {"domain": dict(self.domains[p["domain_id"]]), "id": p["id"], "name": p["name"]}
             body["is_domain"] = False
             body["roles"] = [{"id": self._role_id(r), "name": r} for r in tok.roles]
-            body["catalog"] = self.catalog(p["id"])
+            if catalog:
+                body["catalog"] = self.catalog(p["id"])
         if tok.app_cred:
             body["application_credential"] = {"id": tok.app_cred["id"], "name": tok.app_cred["name"],
                                               "restricted": not tok.app_cred["unrestricted"]}
@@ -202,7 +207,26 @@ class Keystone(Service):
                           "message": err.message}}
 
     def not_found(self, req):
-        return ApiError(404, "Could not find the requested resource.")
+        # An unrouted path is answered by Flask, in HTML, not by Keystone.
+        return ApiError(404, "Not Found", headers={"Content-Type": "text/html; charset=utf-8"}, body=(
+            "<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n<p>The requested "
+            "URL was not found on the server. If you entered the URL manually please check your spelling and try "
+            "again.</p>\n"))
+
+    def method_not_allowed(self, req, allowed):
+        return ApiError(405, "The method is not allowed for the requested URL.",
+                        headers={"Allow": ", ".join(sorted(set(allowed)))},
+                        body={"message": "The method is not allowed for the requested URL."})
+
+    def before(self, req):
+        if req.body and not (req.header("Content-Type") or "").startswith("application/json"):
+            raise ApiError(400, "Expecting to find application/json in Content-Type header. The server could not "
+                                "comply with the request since it is either malformed or otherwise incorrect. The "
+                                "client is assumed to be in error.")
+
+    @staticmethod
+    def _forbidden(action):
+        return ApiError(403, "You are not authorized to perform the requested action: identity:%s." % action)
 
     def routes(self, r):
         r.add(self, "GET", "/identity", self.versions, auth=False, locked=False)
@@ -212,7 +236,9 @@ class Keystone(Service):
         r.add(self, "DELETE", "/identity/v3/auth/tokens", self.revoke_token)
         r.add(self, "GET", "/identity/v3/auth/catalog", self.get_catalog)
         r.add(self, "GET", "/identity/v3/auth/projects", self.auth_projects)
+        r.add(self, "GET", "/identity/v3/projects", self.list_projects)
         r.add(self, "GET", "/identity/v3/projects/{project_id}", self.show_project)
+        r.add(self, "GET", "/identity/v3/users", self.list_users)
         r.add(self, "GET", "/identity/v3/users/{user_id}", self.show_user)
 
     def _version_doc(self, req):
@@ -291,10 +317,16 @@ class Keystone(Service):
         if "application_credential" in methods:
             spec = identity.get("application_credential") or {}
             if scope:
-                raise ApiError(401, "The request you have made requires authentication.")
+                raise ApiError(401, "Error authenticating with application credential: Application credentials "
+                                    "cannot request a scope.", body={"error": {
+                                        "code": 401, "identity": {}, "title": "Unauthorized",
+                                        "message": "Error authenticating with application credential: Application "
+                                                   "credentials cannot request a scope."}})
             ac = None
             if spec.get("id"):
                 ac = self.app_creds.get(spec["id"])
+                if ac is None:
+                    raise ApiError(404, "Could not find Application Credential: %s." % spec["id"])
             elif spec.get("name"):
                 user = self._resolve_user(spec.get("user") or {})
                 for cand in self.app_creds.values():
@@ -314,36 +346,51 @@ class Keystone(Service):
             project = self._resolve_scope(user, scope)
             roles = user["assignments"].get(project["id"], []) if project else []
         elif "token" in methods:
-            old = self.validate_header((identity.get("token") or {}).get("id"))
+            token_id = (identity.get("token") or {}).get("id")
+            if token_id not in self.tokens:
+                raise ApiError(404, "Could not recognize Fernet token")
+            old = self.validate_header(token_id)
             if old is None:
                 raise self._unauthorized()
             user = old.user
             project = self._resolve_scope(user, scope) if scope else old.project
             roles = user["assignments"].get(project["id"], []) if project else []
             app_cred = old.app_cred
+            # A token made from a token keeps the methods that made the first one.
+            methods = list(methods) + [m for m in old.methods if m not in methods]
         else:
-            raise self._unauthorized()
+            message = "Attempted to authenticate with an unsupported method."
+            raise ApiError(401, message, body={"error": {"code": 401, "title": "Unauthorized", "message": message,
+                                                         "identity": {"methods": list(SUPPORTED_METHODS)}}})
         tok = self.issue(user, project, list(roles), list(methods), app_cred)
-        return json_response(self.token_body(tok), status=201, headers={"X-Subject-Token": tok.id})
+        return json_response(self.token_body(tok, "nocatalog" not in req.query), status=201,
+                             headers={"X-Subject-Token": tok.id})
+
+    def _may_see_token(self, req, sub, action):
+        # Keystone's default policy: an administrator, a service, or the token's own user.
+        if not (req.token.is_admin or "service" in req.token.roles or sub.user_id == req.token.user_id):
+            raise self._forbidden(action)
 
     def check_token(self, req):
         sub = self.validate_header(req.header("X-Subject-Token"))
         if sub is None:
             raise ApiError(404, "Failed to validate token")
+        self._may_see_token(req, sub, "validate_token")
         if req.method == "HEAD":
             return Response(200, b"", {"X-Subject-Token": sub.id})
-        return json_response(self.token_body(sub), headers={"X-Subject-Token": sub.id})
+        return json_response(self.token_body(sub, "nocatalog" not in req.query), headers={"X-Subject-Token": sub.id})
 
     def revoke_token(self, req):
         sub = self.validate_header(req.header("X-Subject-Token"))
         if sub is None:
             raise ApiError(404, "Failed to validate token")
+        self._may_see_token(req, sub, "revoke_token")
         sub.expires = self.world.now()
         return empty(204)
 
     def get_catalog(self, req):
         return json_response({"catalog": self.catalog(req.token.project_id),
-                              "links": {"self": req.host_url + req.path, "previous": None, "next": None}})
+                              "links": {"self": req.host_url + req.path}})
 
     def _project_view(self, p, req):
         return {"id": p["id"], "name": p["name"], "domain_id": p["domain_id"], "enabled": True,
@@ -355,17 +402,36 @@ class Keystone(Service):
         return json_response({"projects": [self._project_view(self.projects[pid], req) for pid in user["assignments"]],
                               "links": {"self": req.host_url + req.path, "previous": None, "next": None}})
 
+    def list_projects(self, req):
+        if not req.token.is_admin:
+            raise self._forbidden("list_projects")
+        return json_response({"projects": [self._project_view(p, req) for p in self.projects.values()],
+                              "links": {"self": req.host_url + req.path, "previous": None, "next": None}})
+
     def show_project(self, req):
+        # Policy is checked before the lookup: a member learns nothing of projects not its own.
         p = self.projects.get(req.params["project_id"])
-        if p is None or p["id"] not in req.token.user["assignments"]:
+        if not req.token.is_admin and (p is None or p["id"] not in req.token.user["assignments"]):
+            raise self._forbidden("get_project")
+        if p is None:
             raise ApiError(404, "Could not find project: %s." % req.params["project_id"])
         return json_response({"project": self._project_view(p, req)})
 
+    def _user_view(self, u, req):
+        return {"id": u["id"], "name": u["name"], "domain_id": u["domain_id"], "enabled": True,
+                "default_project_id": u["default_project_id"], "password_expires_at": None, "options": {},
+                "links": {"self": "%s/identity/v3/users/%s" % (req.host_url, u["id"])}}
+
+    def list_users(self, req):
+        if not req.token.is_admin:
+            raise self._forbidden("list_users")
+        return json_response({"users": [self._user_view(u, req) for u in self.users.values()],
+                              "links": {"self": req.host_url + req.path, "previous": None, "next": None}})
+
     def show_user(self, req):
         u = self.users.get(req.params["user_id"])
-        if u is None or (u["id"] != req.token.user_id and not req.token.is_admin):
+        if not req.token.is_admin and (u is None or u["id"] != req.token.user_id):
+            raise self._forbidden("get_user")
+        if u is None:
             raise ApiError(404, "Could not find user: %s." % req.params["user_id"])
-        return json_response({"user": {"id": u["id"], "name": u["name"], "domain_id": u["domain_id"],
-                                       "enabled": True, "default_project_id": u["default_project_id"],
-                                       "password_expires_at": None, "options": {},
-                                       "links": {"self": "%s/identity/v3/users/%s" % (req.host_url, u["id"])}}})
+        return json_response({"user": self._user_view(u, req)})
