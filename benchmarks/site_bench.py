@@ -171,7 +171,7 @@ def print_actions(actions):
     """Module runs per host by action: localhost's, then the nodes grouped by identical counts."""
     def line(counts):
         return ', '.join('%s %d' % kv for kv in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-    print('  module runs per host by action (not skipped):')
+    print('  module runs per host by action (loop items counted, skipped ones not):')
     if 'localhost' in actions:
         print('    localhost (%d): %s' % (sum(actions['localhost'].values()), line(actions['localhost'])))
     alike = {}

@@ -5,7 +5,8 @@
 Enabled by benchmarks/site_bench.py only (ANSIBLE_CALLBACKS_ENABLED=bench_timing);
 writes a JSON file named by HPCOPS_BENCH_TIMING when the playbook ends:
 ``{"tasks": [[play, task, action, seconds], ...], "runs": {host: n}, "skipped": {host: n},
-"actions": {host: {action: n}}}`` (runs and actions count the results that were not skipped).
+"actions": {host: {action: n}}}`` (runs counts the task results that were not skipped, one per task even
+for a loop; actions counts module runs, one per loop item that was not skipped).
 A task's seconds run from its start to the start of the next task (or of the next play,
 or the end), which is what a linear play spends on it across all hosts.
 """
@@ -70,9 +71,12 @@ class CallbackModule(CallbackBase):
     def _ran(self, result):
         host = result._host.get_name()
         self._runs[host] = self._runs.get(host, 0) + 1
+        # a loop runs its module once per item that was not skipped
+        items = result._result.get('results') if isinstance(result._result, dict) else None
+        runs = len([r for r in items if not (isinstance(r, dict) and r.get('skipped'))]) \
+            if isinstance(items, list) else 1
         actions = self._actions.setdefault(host, {})
-        action = result._task.action
-        actions[action] = actions.get(action, 0) + 1
+        actions[result._task.action] = actions.get(result._task.action, 0) + runs
 
     def v2_runner_on_ok(self, result):
         self._ran(result)
