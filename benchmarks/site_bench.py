@@ -16,6 +16,11 @@ and set_facts) as it ran in the rerun, run right after it. The rerun's slowest
 tasks and its task results per host come from the callback in
 benchmarks/callback_plugins/bench_timing.py.
 
+Besides, for the rerun: the Kubernetes API requests by route (counted by the
+Kubernetes test world, GET /_sim/requests), the module runs per host by action,
+and the CPU seconds of ansible-playbook with its workers and of each simulator
+process, so what the collection costs and what the test world costs are told apart.
+
 Prints wall times, the rerun against the floor, and request counts. Never
 pass/fail (the rerun's changed count is printed, not asserted).
 
@@ -25,14 +30,19 @@ pass/fail (the rerun's changed count is printed, not asserted).
 """
 
 import argparse
+import base64
+import glob
 import json
 import os
 import re
+import resource
 import shlex
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 import yaml
 
@@ -63,6 +73,39 @@ def start_world(name, scenario_file):
             key, _sep, value = line.strip()[len('export '):].partition('=')
             env[key] = value
     return env
+
+
+def kube_requests(env, method='GET'):
+    """The Kubernetes test world's request counts ({"total", "by_route"}), or reset them (DELETE)."""
+    with open(env['K8S_AUTH_KUBECONFIG']) as f:
+        cluster = yaml.safe_load(f)['clusters'][0]['cluster']
+    context = ssl.create_default_context(
+        cadata=base64.b64decode(cluster['certificate-authority-data']).decode())
+    req = urllib.request.Request(env['HPCOPS_KUBE_URL'] + '/_sim/requests', method=method)
+    with urllib.request.urlopen(req, timeout=30, context=context) as resp:
+        return json.loads(resp.read())
+
+
+def simulator_cpu(env):
+    """{simulator: CPU seconds (user + system) so far} of the test world's processes (their pidfiles)."""
+    ticks = os.sysconf('SC_CLK_TCK')
+    out = {}
+    for pidfile in sorted(glob.glob(os.path.join(env['HPCOPS_TESTWORLD_DIR'], '*.pid'))):
+        with open(pidfile) as f:
+            pid = f.read().strip()
+        try:
+            with open('/proc/%s/stat' % pid) as f:
+                # the fields after the command name (which may hold spaces) in parentheses; utime, stime are 14, 15
+                fields = f.read().rpartition(')')[2].split()
+        except OSError:
+            continue
+        out[os.path.basename(pidfile)[:-len('.pid')]] = (int(fields[11]) + int(fields[12])) / ticks
+    return out
+
+
+def children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def recap(log):
@@ -124,6 +167,22 @@ def run_floor(env, runs, forks, work):
                         os.path.join(work, 'floor.log'))
 
 
+def print_actions(actions):
+    """Module runs per host by action: localhost's, then the nodes grouped by identical counts."""
+    def line(counts):
+        return ', '.join('%s %d' % kv for kv in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    print('  module runs per host by action (loop items counted, skipped ones not):')
+    if 'localhost' in actions:
+        print('    localhost (%d): %s' % (sum(actions['localhost'].values()), line(actions['localhost'])))
+    alike = {}
+    for host, counts in sorted(actions.items()):
+        if host != 'localhost':
+            alike.setdefault(json.dumps(counts, sort_keys=True), []).append(host)
+    for key, hosts in sorted(alike.items(), key=lambda kv: -len(kv[1])):
+        counts = json.loads(key)
+        print('    %d node(s) like %s (%d): %s' % (len(hosts), hosts[0], sum(counts.values()), line(counts)))
+
+
 def task_seconds(timing, pattern):
     return sum(t[3] for t in timing['tasks'] if re.search(pattern, t[1]))
 
@@ -159,8 +218,13 @@ def measure(args, workers, gpu):
             print('  the first run failed; see %s' % shlex.quote(os.path.join(work, 'first.log')))
             return None
         cloud.reset_requests()
+        kube_requests(env, 'DELETE')
+        sim_cpu_before, own_cpu_before = simulator_cpu(env), children_cpu()
         rc, second, second_recap, timing = run_site(env, extra_vars, args.forks, os.path.join(work, 'rerun.log'))
+        own_cpu = children_cpu() - own_cpu_before
+        sim_cpu = dict((name, sec - sim_cpu_before.get(name, 0.0)) for name, sec in simulator_cpu(env).items())
         counted = cloud.requests()
+        kube_counted = kube_requests(env)
         print('  rerun:      %7.1f s  rc %d  %s' % (second, rc, second_recap))
         print('  rerun / first run: %.2f' % (second / first))
         runs = timing['runs']
@@ -176,6 +240,9 @@ def measure(args, workers, gpu):
         node_runs = sorted(set(n for host, n in per_host if host != 'localhost'))
         print('  task results per host (not skipped): localhost %d, nodes %s' % (
             runs.get('localhost', 0), ' / '.join(str(n) for n in node_runs) or '-'))
+        print_actions(timing.get('actions', {}))
+        print('  CPU seconds of the rerun: ansible-playbook and its workers %.1f; %s (machine: %d cores, shared)' % (
+            own_cpu, ', '.join('%s simulator %.1f' % kv for kv in sorted(sim_cpu.items())), os.cpu_count()))
         print('  slowest rerun tasks:')
         for play, name, _action, sec in sorted(timing['tasks'], key=lambda t: -t[3])[:10]:
             print('    %6.1f s  %s | %s' % (sec, play, name))
@@ -186,6 +253,10 @@ def measure(args, workers, gpu):
         print('  OpenStack requests of the rerun: %d (%s)' % (
             counted['total'], ', '.join('%s %d' % kv for kv in sorted(by_service.items()))))
         for route, n in sorted(counted['by_route'].items(), key=lambda kv: -kv[1])[:12]:
+            print('    %5d  %s' % (n, route))
+        print('  Kubernetes API requests of the rerun: %d (%d routes)' % (
+            kube_counted['total'], len(kube_counted['by_route'])))
+        for route, n in sorted(kube_counted['by_route'].items(), key=lambda kv: (-kv[1], kv[0]))[:12]:
             print('    %5d  %s' % (n, route))
         return {'nodes': nodes, 'first': first, 'rerun': second, 'floor': floor, 'validation': validation}
     finally:

@@ -19,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import hashlib
 import json
 import re
 import traceback
@@ -178,6 +179,35 @@ def condition(obj, ctype):
         if cond.get('type') == ctype:
             return cond
     return None
+
+
+# ------------------------------------------------------------------ records of checks that passed
+
+# The node facts a check from pods depends on besides its own inputs: a node that registers again has a new
+# UID, a reboot a new boot ID (drivers and links come up again).
+NODE_INFO_INPUTS = ('bootID', 'kernelVersion', 'osImage', 'containerRuntimeVersion', 'kubeletVersion')
+
+
+def node_identity(node):
+    """{'uid', 'info'}: who a node is and what it booted, for the digest of a check's inputs."""
+    info = (node.get('status') or {}).get('nodeInfo') or {}
+    return {'uid': (node.get('metadata') or {}).get('uid'),
+            'info': dict((key, info.get(key)) for key in NODE_INFO_INPUTS)}
+
+
+def inputs_digest(inputs):
+    """sha256 over JSON-able inputs, independent of key order: equal digests, equal inputs."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def recorded_json(record, key, default):
+    """A JSON value kept under `key` in a record ConfigMap's data; `default` when absent, unreadable or
+    not of the default's type (a record edited by hand is checked again rather than trusted)."""
+    try:
+        found = json.loads(((record or {}).get('data') or {}).get(key) or 'null')
+    except ValueError:
+        return default
+    return found if isinstance(found, type(default)) else default
 
 
 def container_problem(pod):

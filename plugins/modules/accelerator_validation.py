@@ -199,7 +199,7 @@ import json
 import re
 
 from ansible_collections.hpcops.coe.plugins.module_utils.kube import (
-    condition, container_problem, name_problem, selector_matches)
+    condition, container_problem, inputs_digest, name_problem, node_identity, recorded_json, selector_matches)
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_module import CoeKubeModule
 
 VALIDATION_LABEL = 'hpcops.coe/validation'
@@ -209,7 +209,6 @@ RECORD_LABEL = 'hpcops.coe/validation-record'
 # these domains (and the resource's), and the images of the DaemonSets with these components.
 CHECK_INPUTS = ('resource', 'count', 'image', 'command', 'expect_output', 'tolerations', 'image_pull_secrets',
                 'service_account', 'runtime_class')
-NODE_INFO_INPUTS = ('bootID', 'kernelVersion', 'osImage', 'containerRuntimeVersion', 'kubeletVersion')
 LABEL_DOMAIN_INPUTS = ('nvidia.com', 'feature.node.kubernetes.io', 'kmm.node.kubernetes.io')
 COMPONENT_INPUTS = ('device-plugin', 'runtime', 'mig-manager', 'driver')
 
@@ -266,26 +265,20 @@ def node_digest(params, node, images):
     """sha256 over everything the check of `node` depends on: equal digests, nothing to check again."""
     meta = node.get('metadata') or {}
     status = node.get('status') or {}
-    info = status.get('nodeInfo') or {}
     domains = LABEL_DOMAIN_INPUTS + (params['resource'].partition('/')[0],)
     labels = dict((key, value) for key, value in (meta.get('labels') or {}).items()
                   if key.partition('/')[0] in domains and not key.endswith('timestamp'))
     inputs = {'check': dict((key, params.get(key)) for key in CHECK_INPUTS),
-              'node': {'uid': meta.get('uid'), 'info': dict((key, info.get(key)) for key in NODE_INFO_INPUTS),
-                       'labels': labels,
-                       'capacity': (status.get('capacity') or {}).get(params['resource']),
-                       'allocatable': (status.get('allocatable') or {}).get(params['resource'])},
+              'node': dict(node_identity(node), labels=labels,
+                           capacity=(status.get('capacity') or {}).get(params['resource']),
+                           allocatable=(status.get('allocatable') or {}).get(params['resource'])),
               'daemonsets': images}
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+    return inputs_digest(inputs)
 
 
 def recorded_digests(record):
     """{node: digest} of the nodes that passed, from the record ConfigMap (empty when absent or unreadable)."""
-    try:
-        found = json.loads(((record or {}).get('data') or {}).get('digests') or '{}')
-    except ValueError:
-        return {}
-    return found if isinstance(found, dict) else {}
+    return recorded_json(record, 'digests', {})
 
 
 def record_manifest(params, digests):

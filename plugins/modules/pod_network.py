@@ -30,6 +30,17 @@ description:
     second pod on each node attaches too and pings the holder on the next node. The module reports per node the
     addresses Multus gave (its C(k8s.v1.cni.cncf.io/network-status) annotation), whether they lie in the range and
     whether the peer answered, then removes every pod it made. It fails when a node fails.
+  - A node is checked only when something its check depends on changed since it last passed. After a check, the
+    digest of each passed node's inputs and its result are kept in the ConfigMap C(<name>-pod-network-checked) of
+    I(namespace); a later run checks only the nodes whose digest differs (with one node that passed before as
+    their peer when fewer than two differ) and reports the others from the record, with C(checked=false). The
+    inputs are the NetworkAttachmentDefinition as applied, I(validation_image), I(rdma_resource) and
+    I(tolerations); the node's identity (UID) and boot ID, kernel, OS image, container runtime and kubelet
+    versions, and its capacity and allocatable of I(rdma_resource); and the container images of the DaemonSets
+    whose pods mount the host's C(/opt/cni) or C(/etc/cni) (Multus, the CNI plugins, whereabouts). A link that
+    breaks without any of these changing is only found with I(validation_force=true), which checks every node.
+    When no node needs a check, no pod is started and nothing is written; when nodes were checked, the module
+    reports a change if the record changed.
   - Written with server-side apply under I(field_manager); check mode asks the API server for a dry run and shows
     the diff; the checks do not run in check mode.
 extends_documentation_fragment:
@@ -128,6 +139,11 @@ options:
     description: Image of the check pods; it needs C(ping) and C(sleep).
     type: str
     default: docker.io/library/busybox:1.36.1
+  validation_force:
+    description: Check every node of I(validation_nodes), also those whose inputs are the same as when they last
+      passed.
+    type: bool
+    default: false
   tolerations:
     description: Tolerations of the check pods.
     type: list
@@ -201,12 +217,18 @@ owner:
   type: str
 nodes:
   description:
-    - Per checked node, C(address) of the holding pod, C(probe_address) of the pod that pinged, C(peer) and
-      C(peer_address) it pinged, C(in_range), C(reached) and C(reason) when it failed.
+    - Per node, C(address) of the holding pod, C(probe_address) of the pod that pinged, C(peer) and
+      C(peer_address) it pinged, C(in_range), C(reached), C(reason) when it failed, and C(checked), V(false) when
+      the node's inputs were unchanged and the entry is the one recorded when it last passed.
   returned: validate
   type: dict
   sample: {gpu-1: {address: 10.25.192.0, probe_address: 10.25.192.2, peer: gpu-2, peer_address: 10.25.192.1,
-                   in_range: true, reached: true, reason: null}}
+                   in_range: true, reached: true, reason: null, checked: true}}
+checked_nodes:
+  description: Nodes checked from pods in this run (the others were unchanged since they last passed).
+  returned: validate
+  type: list
+  elements: str
 passed_nodes:
   description: Nodes whose checks passed.
   returned: validate
@@ -224,8 +246,10 @@ diff:
 '''
 
 import hashlib
+import json
 
-from ansible_collections.hpcops.coe.plugins.module_utils.kube import container_problem, name_problem
+from ansible_collections.hpcops.coe.plugins.module_utils.kube import (
+    container_problem, inputs_digest, name_problem, node_identity, recorded_json)
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_module import CoeKubeModule
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_deviceplugin import eligible_nodes
 from ansible_collections.hpcops.coe.plugins.module_utils.kube_podnet import (
@@ -234,6 +258,10 @@ from ansible_collections.hpcops.coe.plugins.module_utils.kube_podnet import (
     operator_owner, ring_peers, validate)
 
 CHECK_LABEL = 'hpcops.coe/pod-network-check'
+RECORD_LABEL = 'hpcops.coe/pod-network-record'
+# Host directories of CNI plugin binaries and configuration: a DaemonSet that mounts them takes part in
+# attaching pods to networks.
+CNI_HOST_PATHS = ('/opt/cni', '/etc/cni')
 
 SUBNET_OPTIONS = dict(
     cidr=dict(type='str', required=True),
@@ -249,6 +277,57 @@ def check_pod_name(nad, role, index):
         return name
     digest = hashlib.sha256(nad.encode('utf-8')).hexdigest()[:8]
     return '%s-%s-%s%d' % (nad[:40].rstrip('-.'), digest, role, index)
+
+
+def record_name(nad):
+    return '%s-pod-network-checked' % nad
+
+
+def record_manifest(params, digests, results):
+    """The ConfigMap that remembers, per node that passed, its inputs' digest and its result."""
+    return {'apiVersion': 'v1', 'kind': 'ConfigMap',
+            'metadata': {'name': record_name(params['name']), 'namespace': params['namespace'],
+                         'labels': {RECORD_LABEL: params['name'], 'app.kubernetes.io/managed-by': 'hpcops.coe'}},
+            'data': {'digests': json.dumps(digests, sort_keys=True), 'results': json.dumps(results, sort_keys=True)}}
+
+
+def cni_daemonset_images(daemonsets):
+    """{namespace/name: images} of the DaemonSets that install or run CNI plugins on the nodes (their pods mount
+    the host's /opt/cni or /etc/cni): Multus, the reference plugins, whereabouts, IPoIB and SR-IOV CNI."""
+    out = {}
+    for ds in daemonsets:
+        meta = ds.get('metadata') or {}
+        pod = ((ds.get('spec') or {}).get('template') or {}).get('spec') or {}
+        paths = [((v.get('hostPath') or {}).get('path') or '') for v in pod.get('volumes') or []]
+        if not any(p.startswith(CNI_HOST_PATHS) for p in paths):
+            continue
+        containers = (pod.get('initContainers') or []) + (pod.get('containers') or [])
+        out['%s/%s' % (meta.get('namespace'), meta.get('name'))] = sorted(c.get('image') or '' for c in containers)
+    return out
+
+
+def node_digests(params, nad, nodes, images):
+    """{node name: sha256 over everything its check depends on} (see the description)."""
+    check = {'nad': nad, 'image': params['validation_image'], 'rdma_resource': params.get('rdma_resource'),
+             'tolerations': params.get('tolerations')}
+    out = {}
+    for node in nodes:
+        status = node.get('status') or {}
+        rdma = params.get('rdma_resource')
+        devices = {'capacity': (status.get('capacity') or {}).get(rdma),
+                   'allocatable': (status.get('allocatable') or {}).get(rdma)} if rdma else None
+        out[node['metadata']['name']] = inputs_digest({'check': check, 'node': node_identity(node),
+                                                       'devices': devices, 'daemonsets': images})
+    return out
+
+
+def nodes_to_check(nodes, digests, recorded, force=False):
+    """The nodes whose inputs changed since they passed (all with force), with a peer that passed before
+    when fewer than two changed; [] when none changed."""
+    run = [n for n in nodes if force or recorded.get(n) != digests.get(n)]
+    if len(run) == 1:
+        run.append(next(n for n in nodes if n not in run))
+    return sorted(run)
 
 
 class PodNetworkCheck(object):
@@ -399,6 +478,7 @@ class PodNetwork(CoeKubeModule):
         validate=dict(type='bool', default=False),
         validation_nodes=dict(type='list', elements='str'),
         validation_image=dict(type='str', default='docker.io/library/busybox:1.36.1'),
+        validation_force=dict(type='bool', default=False),
         tolerations=dict(type='list', elements='dict'),
     )
     module_kwargs = dict(required_if=[('state', 'present', ('type', 'subnet'))])
@@ -435,6 +515,7 @@ class PodNetwork(CoeKubeModule):
             self.exit(owner=owner, nad=current)
         if params['state'] == 'absent':
             self.delete(NAD_API, NAD_KIND, name, ns)
+            self.delete('v1', 'ConfigMap', record_name(name), ns)
             self.exit(owner=None)
         if not kube.served(NAD_API, NAD_KIND) and not self.check_mode:
             self.fail('The API server does not serve %s %s: Multus (its CustomResourceDefinition '
@@ -445,17 +526,18 @@ class PodNetwork(CoeKubeModule):
         if params['validate'] and self.check_mode:
             self.warn('check mode: the pods that check %s were not started' % name)
         elif params['validate']:
+            all_nodes = [n for n in kube.nodes() if not (n.get('spec') or {}).get('unschedulable')]
             nodes = params['validation_nodes']
             if nodes is None:
                 bare = {'spec': {'template': {'spec': {'tolerations': params.get('tolerations') or []}}}}
-                nodes = eligible_nodes([n for n in kube.nodes() if not (n.get('spec') or {}).get('unschedulable')],
-                                       bare)
+                nodes = eligible_nodes(all_nodes, bare)
             nodes = sorted(set(nodes))
             if len(nodes) < 2:
                 self.fail('%s: the checks need two nodes or more to reach each other, found %s' % (
                     name, ', '.join(nodes) or 'none'), **self.with_diff(result))
-            checked = PodNetworkCheck(kube, params, rng).run(nodes)
-            result.update(nodes=checked, passed_nodes=[n for n in nodes if checked[n]['reached']],
+            checked = self.check(nodes, [n for n in all_nodes if n['metadata']['name'] in nodes])
+            result.update(nodes=checked, checked_nodes=[n for n in nodes if checked[n]['checked']],
+                          passed_nodes=[n for n in nodes if checked[n]['reached']],
                           failed_nodes=[n for n in nodes if not checked[n]['reached']])
             if result['failed_nodes']:
                 self.fail('Pod network %s (%s on %s): %d of %d node(s) failed: %s' % (
@@ -464,6 +546,34 @@ class PodNetwork(CoeKubeModule):
                     '; '.join('%s: %s' % (n, checked[n]['reason']) for n in result['failed_nodes'])),
                     **self.with_diff(result))
         self.exit(**result)
+
+    def check(self, nodes, node_objects):
+        """{node: entry} for every node: checked from pods where its inputs changed since it passed, the
+        recorded entry elsewhere; the record is updated with what passed."""
+        kube, params = self.kube, self.params
+        ns, name = params['namespace'], params['name']
+        images = cni_daemonset_images(kube.list('apps/v1', 'DaemonSet'))
+        digests = node_digests(params, nad_manifest(params, self.range), node_objects, images)
+        record = kube.get('v1', 'ConfigMap', record_name(name), ns)
+        recorded = recorded_json(record, 'digests', {})
+        recorded_results = recorded_json(record, 'results', {})
+        # a node without a recorded result is checked again, whatever its digest
+        recorded = dict((n, d) for n, d in recorded.items() if isinstance(recorded_results.get(n), dict))
+        run = nodes_to_check(nodes, digests, recorded, params['validation_force'])
+        checked = dict((n, dict(recorded_results[n], checked=False)) for n in nodes if n not in run)
+        if run:
+            fresh = PodNetworkCheck(kube, params, self.range).run(run)
+            checked.update((n, dict(entry, checked=True)) for n, entry in fresh.items())
+        # what passed is remembered with its inputs' digest; a failed node is checked again next time
+        keep_digests, keep_results = {}, {}
+        for node in nodes:
+            entry = checked[node]
+            if entry['reached'] and digests.get(node):
+                keep_digests[node] = digests[node]
+                keep_results[node] = dict((k, v) for k, v in entry.items() if k != 'checked')
+        if (keep_digests, keep_results) != (recorded, dict((n, recorded_results[n]) for n in recorded)):
+            self.apply(record_manifest(params, keep_digests, keep_results))
+        return checked
 
     def with_diff(self, result):
         """A failed check still shows, in diff mode, the NetworkAttachmentDefinition it applied."""

@@ -63,12 +63,41 @@ def test_pod_networks_check_mode_rollout_checks_and_rerun(kube_world):  # noqa: 
     assert sorted(pools) == ["eth-25g-10.25.0.0-16", "ib-100g-10.100.0.0-16"]
     assert len(pools["eth-25g-10.25.0.0-16"]["spec"]["allocations"]) == 4
 
-    # a rerun changes nothing; only the check pods come and go (and whereabouts' IPPools with them)
+    # what passed is recorded with its inputs' digest, per network
+    record = world.get("v1", "ConfigMap", "eth-25g-pod-network-checked", "default")
+    assert sorted(json.loads(record["data"]["digests"])) == ["cpu-1", "gpu-1", "gpu-2", "ib-1"]
+    assert by_nad["eth-25g"]["checked_nodes"] == ["cpu-1", "gpu-1", "gpu-2", "ib-1"]
+
+    # a rerun changes nothing and starts no check pod: nothing the checks depend on changed, so every node
+    # is reported from the record of the check that passed
     seen = len(world.requests())
     again = run_playbook(world, PLAYBOOK)
     assert again.rc == 0, again.explain()
     assert again.changed_tasks() == [], again.explain()
-    assert {r["resource"] for r in real_writes(world, seen)} <= {"pods", "ippools", "events"}
+    assert {r["resource"] for r in real_writes(world, seen)} <= {"events"}
+    rerun = {r["item"]["name"]: r for r in again.task("Pod network")["result"]["results"]}
+    assert rerun["eth-25g"]["checked_nodes"] == [] and rerun["ib-100g"]["checked_nodes"] == []
+    assert rerun["eth-25g"]["passed_nodes"] == ["cpu-1", "gpu-1", "gpu-2", "ib-1"]
+    assert rerun["ib-100g"]["nodes"]["ib-1"]["address"] == by_nad["ib-100g"]["nodes"]["ib-1"]["address"]
+    assert rerun["ib-100g"]["nodes"]["ib-1"]["checked"] is False
+
+    # a node that rebooted (into another kernel) is checked again, with a node that passed before as its peer
+    world.set_kernel("gpu-2", "5.14.0-503.15.1.el9_5.x86_64")
+    seen = len(world.requests())
+    partial = run_playbook(world, PLAYBOOK)
+    assert partial.rc == 0, partial.explain()
+    checked = {r["item"]["name"]: r["checked_nodes"] for r in partial.task("Pod network")["result"]["results"]}
+    assert checked == {"eth-25g": ["cpu-1", "gpu-2"], "ib-100g": []}
+    created = [r for r in real_writes(world, seen) if r.get("resource") == "pods" and r.get("verb") == "create"]
+    assert len(created) == 4, created  # a holder and a pinger on each of the two nodes
+    assert json.loads(world.get("v1", "ConfigMap", "eth-25g-pod-network-checked", "default")["data"]["digests"]
+                      )["gpu-2"] != json.loads(record["data"]["digests"])["gpu-2"]
+
+    # forced, every node is checked again
+    forced = run_playbook(world, PLAYBOOK, extra_vars={"pod_networks_validate_force": True})
+    assert forced.rc == 0, forced.explain()
+    checked = {r["item"]["name"]: r["checked_nodes"] for r in forced.task("Pod network")["result"]["results"]}
+    assert checked == {"eth-25g": ["cpu-1", "gpu-1", "gpu-2", "ib-1"], "ib-100g": ["gpu-1", "ib-1"]}
 
 
 def test_bad_input_is_refused_before_any_change(kube_world):  # noqa: F811

@@ -15,6 +15,7 @@ import pytest
 from os_simhelpers import cluster_state, visible_cluster, wait_for
 
 from testworld.kubernetes import components
+from testworld.kubernetes.apiserver import route_of
 from testworld.kubernetes.pytest_fixtures import kube_world_factory  # noqa: F401 pylint: disable=unused-import
 from testworld.openstack import scenario as os_scenario
 from testworld.openstack.certs import CertificateAuthority
@@ -153,6 +154,41 @@ def test_kube_world_registers_nodes_from_profiles(kube_world_factory):  # noqa: 
 
 
 # -- linked -----------------------------------------------------------------------------------------------
+
+def test_kube_world_counts_requests_by_route(kube_world_factory):  # noqa: F811
+    world = kube_world_factory("kube-demo.yml")
+    core = _core(world)
+    assert _http(world, "DELETE", "/_sim/requests") == (200, {"reset": True})
+    assert _http(world, "GET", "/_sim/requests") == (200, {"total": 0, "by_route": {}})
+    core.list_node()
+    core.list_node()
+    core.read_namespace("default")
+    core.list_namespaced_pod("default")
+    core.list_namespaced_pod("kube-system")
+    with pytest.raises(Exception):
+        core.read_namespaced_config_map("nothing-here", "default")
+    core.create_namespaced_config_map("default", {"metadata": {"name": "counted"}, "data": {"a": "1"}})
+    core.patch_namespaced_config_map("counted", "default", {"data": {"a": "2"}})
+    status, counts = _http(world, "GET", "/_sim/requests")
+    # the /_sim/ requests themselves are not counted; refused requests are
+    assert status == 200 and counts == {"total": 8, "by_route": {
+        "GET /api/v1/nodes": 2,
+        "GET /api/v1/namespaces/{ns}": 1,
+        "GET /api/v1/namespaces/{ns}/pods": 2,
+        "GET /api/v1/namespaces/{ns}/configmaps/{name}": 1,
+        "POST /api/v1/namespaces/{ns}/configmaps": 1,
+        "PATCH /api/v1/namespaces/{ns}/configmaps/{name}": 1}}
+    # the counts are the world's, the request log too keeps every request
+    assert len(world.requests()) >= 8
+    assert _http(world, "DELETE", "/_sim/requests")[0] == 200
+    assert _http(world, "GET", "/_sim/requests")[1]["total"] == 0
+    assert _http(world, "POST", "/_sim/requests")[0] == 404
+    # the route of other paths: group APIs, subresources, watches, discovery
+    assert route_of("POST", "/apis/batch/v1/namespaces/gpu/jobs") == "POST /apis/batch/v1/namespaces/{ns}/jobs"
+    assert route_of("PATCH", "/api/v1/nodes/gpu-a/status") == "PATCH /api/v1/nodes/{name}/status"
+    assert route_of("GET", "/apis/apps/v1/daemonsets", {"watch": "true"}) == "GET /apis/apps/v1/daemonsets (watch)"
+    assert route_of("GET", "/apis/apps/v1/") == "GET /apis/apps/v1"
+
 
 def test_capi_cluster_servers_are_the_kubernetes_nodes(kube_world_factory, sim_cloud_factory,  # noqa: F811
                                                        monkeypatch):

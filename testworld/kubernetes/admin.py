@@ -11,9 +11,14 @@ they are deleted.
                                        "address": "10.0.0.5", "providerID": "openstack:///<server id>"}
                                       201 when the node registered, 200 when it was already there
     DELETE /_sim/nodes/{name}         the node and its pods go; 404 if there was none
+    GET    /_sim/requests             {"total": n, "by_route": {"GET /api/v1/namespaces/{ns}/pods": n, ...}}:
+                                      the Kubernetes API requests served since the start or the last reset,
+                                      by method and path with {ns} and {name} for namespace and object name
+                                      (a watch is "GET ... (watch)")
+    DELETE /_sim/requests             resets those counts
 
-Requests here are not part of the world's request log (world.requests()), which records
-what clients did to the Kubernetes API.
+Requests here are not part of the world's request log (world.requests()) nor of the counts
+above, which record what clients did to the Kubernetes API.
 """
 
 import json
@@ -43,6 +48,11 @@ class SimAdmin:
                 return _answer({"error": "the body is not JSON"}, 400)
         if path == "/_sim/health" and method == "GET":
             return _answer({"ok": True, "cluster": self.sim.scenario.name})
+        if path == "/_sim/requests" and method == "GET":
+            return _answer(self.sim.server.route_counts())
+        if path == "/_sim/requests" and method == "DELETE":
+            self.sim.server.reset_route_counts()
+            return _answer({"reset": True})
         if path == "/_sim/nodes" and method == "GET":
             return _answer({"nodes": self.sim.node_registry(), "profiles": sorted(self.sim.scenario.profiles)})
         if path.startswith("/_sim/nodes/"):
@@ -57,7 +67,8 @@ class SimAdmin:
                     return _answer({"error": "no node %s" % name}, 404)
                 return _answer({"deleted": name})
         return _answer({"error": "no endpoint %s %s" % (method, raw_request.path),
-                        "endpoints": ["GET /_sim/health", "GET /_sim/nodes", "GET|PUT|DELETE /_sim/nodes/{name}"]},
+                        "endpoints": ["GET /_sim/health", "GET /_sim/nodes", "GET|PUT|DELETE /_sim/nodes/{name}",
+                                      "GET|DELETE /_sim/requests"]},
                        404)
 
     def _put(self, name, body):

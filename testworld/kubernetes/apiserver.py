@@ -90,6 +90,27 @@ class Parsed:
     discovery: bool = False
 
 
+def route_of(method, path, query=None):
+    """The route of a request: its method and path with namespace and name as placeholders,
+    e.g. "GET /api/v1/namespaces/{ns}/pods/{name}/log"; a watch is marked "(watch)"."""
+    parsed = parse_path(path)
+    if parsed is None or parsed.discovery or not parsed.plural:
+        pattern = path.rstrip("/") or "/"
+    else:
+        parts = ["/api/" + parsed.version if not parsed.group else "/apis/%s/%s" % (parsed.group, parsed.version)]
+        if parsed.namespace is not None:
+            parts.append("namespaces/{ns}")
+        parts.append(parsed.plural)
+        if parsed.name is not None:
+            # the Namespace kind's own name is a namespace
+            parts.append("{ns}" if parsed.plural == "namespaces" and parsed.namespace is None else "{name}")
+        if parsed.subresource:
+            parts.append(parsed.subresource)
+        pattern = "/".join(parts)
+    watch = (query or {}).get("watch") in ("1", "true", "True")
+    return "%s %s%s" % (method, pattern, " (watch)" if watch else "")
+
+
 def parse_path(path):
     parts = [p for p in path.strip("/").split("/") if p]
     if not parts or parts[0] not in ("api", "apis"):
@@ -189,6 +210,9 @@ class ApiServer(kmock.KubernetesEmulator):
     _events: collections.deque = attrs.field(factory=lambda: collections.deque(maxlen=20000), init=False)
     _changed: asyncio.Condition | None = attrs.field(default=None, init=False)
     _log: builtins.list = attrs.field(factory=builtins.list, init=False)
+    # Requests served by route ("GET /api/v1/namespaces/{ns}/pods"): unlike _log, never trimmed
+    # (one entry per route), so the counts of a long run stay whole; see route_counts().
+    _routes: collections.Counter = attrs.field(factory=collections.Counter, init=False)
     listeners: builtins.list = attrs.field(factory=builtins.list, init=False)
 
     def __attrs_post_init__(self):
@@ -720,6 +744,7 @@ class ApiServer(kmock.KubernetesEmulator):
         record = {"method": raw_request.method, "path": raw_request.path, "query": dict(raw_request.query),
                   "content_type": raw_request.headers.get("Content-Type", ""), "code": None}
         self._log.append(record)
+        self._routes[route_of(raw_request.method, raw_request.path, raw_request.query)] += 1
         self._request = {"fieldValidation": raw_request.query.get("fieldValidation") or "Warn", "warnings": []}
         try:
             user = self.authenticate(raw_request)
@@ -1213,6 +1238,13 @@ class ApiServer(kmock.KubernetesEmulator):
 
     def request_log(self):
         return list(self._log)
+
+    def route_counts(self):
+        """{"total": n, "by_route": {route: n}} of the requests served since the start or the last reset."""
+        return {"total": sum(self._routes.values()), "by_route": dict(self._routes)}
+
+    def reset_route_counts(self):
+        self._routes.clear()
 
     def never_matches(self, image, patterns):
         return any(fnmatch.fnmatchcase(image, p) for p in patterns)
