@@ -8,7 +8,7 @@ __metaclass__ = type
 
 from ansible_collections.hpcops.coe.plugins.modules.pod_network import (
     cni_daemonset_images, node_digests, nodes_to_check)
-from ansible_collections.hpcops.coe.tests.unit.plugins.module_utils.test_kube import node
+from ansible_collections.hpcops.coe.tests.unit.plugins.fakes import node
 
 PARAMS = {'validation_image': 'busybox:1.36.1', 'rdma_resource': None, 'tolerations': None}
 NAD = {'kind': 'NetworkAttachmentDefinition', 'spec': {'config': '{"type": "macvlan"}'}}
