@@ -452,9 +452,9 @@ class Heat(Service):
                 kept.status, kept.reason, kept.updated = "UPDATE_COMPLETE", "state changed", now
                 resources.append(kept)
                 continue
+            required_by = [n for n, d in specs.items() if rname in ((d or {}).get("depends_on") or [])]
             resources.append(Resource(rname, rdef["type"], physical_id=self.world.ids.uuid(), created=now,
-                                      updated=now, required_by=[n for n, d in specs.items()
-                                                                 if rname in ((d or {}).get("depends_on") or [])]))
+                                      updated=now, required_by=required_by))
         by_name = {r.name: r for r in resources}
 
         def value(expr):

@@ -273,9 +273,15 @@ def template(**changes):
 
 
 def keystone_steps():
-    ks = lambda s: s.identity  # noqa: E731
-    tok = lambda s, user='admin': s.token(user)  # noqa: E731
-    pw = lambda s, user: s.users[user]  # noqa: E731
+    def ks(s):
+        return s.identity
+
+    def tok(s, user='admin'):
+        return s.token(user)
+
+    def pw(s, user):
+        return s.users[user]
+
     hpc = {'project': {'name': 'hpc', 'domain': {'id': 'default'}}}
 
     def auth(body_fn, **kw):
@@ -304,8 +310,8 @@ def keystone_steps():
         Step('ks-auth-unknown-user', 'user unknown',
              auth(lambda s: password_auth('nobody-%s' % uuid.uuid4().hex[:6], 'x', hpc))),
         Step('ks-auth-unknown-project', 'project unknown',
-             auth(lambda s: password_auth('demo', pw(s, 'demo'), {'project': {'name': 'no-such-project',
-                                                                             'domain': {'id': 'default'}}}))),
+             auth(lambda s: password_auth('demo', pw(s, 'demo'),
+                                          {'project': {'name': 'no-such-project', 'domain': {'id': 'default'}}}))),
         Step('ks-auth-other-project', 'project the user has no role on',
              auth(lambda s: password_auth('demo', pw(s, 'demo'), {'project': {'name': 'other', 'domain': {'id': 'default'}}}))),
         Step('ks-auth-project-no-domain', 'project by name without its domain',
@@ -389,10 +395,17 @@ def keystone_steps():
 
 
 def heat_steps():
-    heat = lambda s, user='demo': s.heat(user)  # noqa: E731
-    stacks = lambda s, user='demo': s.heat(user) + '/stacks'  # noqa: E731
-    cluster = lambda s: '%s/stacks/%s/%s' % (s.heat(), s.kept['cluster-name'], s.kept['cluster-id'])  # noqa: E731
-    mine = lambda s: '%s/stacks/%s/%s' % (s.heat(), new_name(s), s.kept.get('stack-id', NOT_MADE))  # noqa: E731
+    def heat(s, user='demo'):
+        return s.heat(user)
+
+    def stacks(s, user='demo'):
+        return s.heat(user) + '/stacks'
+
+    def cluster(s):
+        return '%s/stacks/%s/%s' % (s.heat(), s.kept['cluster-name'], s.kept['cluster-id'])
+
+    def mine(s):
+        return '%s/stacks/%s/%s' % (s.heat(), new_name(s), s.kept.get('stack-id', NOT_MADE))
 
     def get(url, user='demo', **kw):
         return lambda s: s.send('GET', url(s), user, **kw)
@@ -415,9 +428,11 @@ def heat_steps():
         if resp.status_code == 201:
             side.kept['stack-id'] = resp.json()['stack']['id']
 
-    good = lambda s: {'stack_name': new_name(s), 'template': template(), 'parameters': {'flavor': 'm1'},  # noqa: E731
-                      'timeout_mins': 10}
-    other = lambda s: 'other-%s' % uuid.uuid4().hex[:8]  # noqa: E731
+    def good(s):
+        return {'stack_name': new_name(s), 'template': template(), 'parameters': {'flavor': 'm1'}, 'timeout_mins': 10}
+
+    def other(s):
+        return 'other-%s' % uuid.uuid4().hex[:8]
 
     return [
         Step('heat-versions', 'GET the orchestration root (versions)', lambda s: s.send('GET', s.heat_root() + '/')),
@@ -660,7 +675,7 @@ def differential(sim_side, real_side, allowlist_path=ALLOWLIST):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='python -m testworld.realservices.differential', description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m testworld.realservices.differential', description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--state-dir', required=True, help='state directory of a tier running on the default scenario')
     parser.add_argument('--allowlist', default=ALLOWLIST)
     parser.add_argument('--json', action='store_true', help='print the rows as JSON instead of the table')
