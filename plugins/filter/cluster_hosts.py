@@ -17,6 +17,9 @@ def cluster_hosts(result, address_network=None):
     `address_network`: the network whose address becomes ansible_host; empty: a floating IP,
     else the first fixed IP (the inventory plugin's host_network rule).
     """
+    if isinstance(result, dict) and result.get('skipped'):
+        # cluster_nodes did not run (the role only removes the cluster): no nodes to add.
+        return []
     if not isinstance(result, dict) or not isinstance(result.get('nodes'), list) or \
             not isinstance(result.get('cluster'), dict):
         raise AnsibleFilterError('cluster_hosts expects what hpcops.coe.cluster_nodes returned '

@@ -61,6 +61,10 @@ def test_cluster_hosts_names_groups_and_addresses_the_nodes_as_the_plugin_does()
     assert hosts[1]['id'] == 's2' and hosts[1]['addresses'] == NODES['nodes'][1]['addresses']
 
 
+def test_a_skipped_cluster_nodes_task_has_no_hosts():
+    assert cluster_hosts({'changed': False, 'skipped': True, 'skip_reason': 'Conditional result was False'}) == []
+
+
 @pytest.mark.parametrize('bad', [None, [], {'nodes': []}, {'cluster': {}, 'nodes': 'x'}])
 def test_cluster_hosts_names_what_it_expects(bad):
     with pytest.raises(AnsibleFilterError, match='what hpcops.coe.cluster_nodes returned'):
